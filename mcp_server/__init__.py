@@ -1,0 +1,1 @@
+"""The MCP server exposing explain / fit / steer and the steps beneath them."""

@@ -1,0 +1,1 @@
+"""whypref\x27s library: data model, concept store, importers, statistics, regression, explanations."""

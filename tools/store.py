@@ -1,0 +1,504 @@
+"""The SQLite concept store: one file holding pairs, labels, concepts, concept values, fitted models,
+runs and the LLM call cache.
+
+Every write is an idempotent upsert inside one transaction, so importing the same file twice, or
+re-running a stage, leaves the same rows. WAL mode lets readers (the CLI, the MCP server) work while
+a writer runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+from pydantic import BaseModel, Field, JsonValue
+
+from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
+from tools.errors import StoreError
+from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict
+
+SCHEMA_VERSION = 1
+
+_TABLES: dict[str, dict[str, Any]] = {
+    "meta": {"columns": {"key": str, "value": str}, "pk": "key"},
+    "domains": {"columns": {"name": str, "description": str}, "pk": "name"},
+    "mechanisms": {"columns": {"name": str, "kind": str, "description": str}, "pk": "name"},
+    "pairs": {
+        "columns": {
+            "id": str,
+            "source": str,
+            "domain": str,
+            "query": str,
+            "response_a": str,
+            "response_b": str,
+            "duplicate_index": int,
+            "metadata": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("domain", "domains", "name")],
+        "not_null": {"source", "domain", "query", "response_a", "response_b"},
+    },
+    "labels": {
+        "columns": {
+            "pair_id": str,
+            "mechanism": str,
+            "verdict": str,
+            "verdict_ab": str,
+            "verdict_ba": str,
+        },
+        "pk": ("pair_id", "mechanism"),
+        "foreign_keys": [("pair_id", "pairs", "id"), ("mechanism", "mechanisms", "name")],
+        "not_null": {"verdict"},
+    },
+    "concepts": {
+        "columns": {
+            "id": str,
+            "name": str,
+            "definition": str,
+            "kind": str,
+            "scope": str,
+            "domains": str,
+            "provenance": str,
+        },
+        "pk": "id",
+    },
+    "concept_values": {
+        "columns": {"pair_id": str, "concept_id": str, "annotator": str, "value": float, "detail": str},
+        "pk": ("pair_id", "concept_id", "annotator"),
+        "foreign_keys": [("pair_id", "pairs", "id"), ("concept_id", "concepts", "id")],
+        "not_null": {"value"},
+    },
+    "models": {
+        "columns": {
+            "id": str,
+            "mechanism": str,
+            "model_type": str,
+            "params": str,
+            "payload": str,
+            "metrics": str,
+            "created_at": str,
+        },
+        "pk": "id",
+    },
+    "runs": {
+        "columns": {
+            "id": str,
+            "kind": str,
+            "status": str,
+            "config": str,
+            "stats": str,
+            "started_at": str,
+            "finished_at": str,
+        },
+        "pk": "id",
+    },
+    "llm_cache": {
+        "columns": {
+            "key": str,
+            "model": str,
+            "request": str,
+            "response": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "created_at": str,
+        },
+        "pk": "key",
+    },
+}
+
+_INDEXES: list[tuple[str, list[str]]] = [
+    ("pairs", ["domain"]),
+    ("pairs", ["source"]),
+    ("labels", ["mechanism"]),
+    ("concept_values", ["concept_id"]),
+    ("models", ["mechanism"]),
+]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def content_key(payload: Any) -> str:
+    """sha256 of a canonical JSON rendering: the key of every cache and content id."""
+    return hashlib.sha256(_dumps(payload).encode()).hexdigest()
+
+
+class ImportSummary(BaseModel):
+    """What one import wrote."""
+
+    pairs: int
+    new_pairs: int
+    labels: int
+    domains: list[str]
+    mechanisms: list[str]
+
+
+class FittedModelRecord(BaseModel):
+    """A fitted model as stored: what it explains, how it was fitted, its weights and its scores."""
+
+    id: str
+    mechanism: str
+    model_type: str
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: dict[str, JsonValue] = Field(default_factory=dict)
+    created_at: str = Field(default_factory=_now)
+
+
+class CachedCall(BaseModel):
+    """One LLM answer kept by content hash of (model, request)."""
+
+    key: str
+    model: str
+    request: JsonValue
+    response: JsonValue
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ConceptStore:
+    """A whypref store in one SQLite file. Open with ``ConceptStore(path)``; use as a context manager."""
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: no such store (import data first, e.g. `whypref import`)")
+        try:
+            # check_same_thread=False: the MCP server's worker threads share a store behind its lock
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
+            self.db.execute("PRAGMA foreign_keys = ON;")
+            self.db.enable_wal()
+            self._ensure_schema()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: not a whypref store ({error})") from error
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        meta = self.db["meta"]
+        if meta.exists():  # type: ignore[union-attr]
+            row = next(self.db.query("select value from meta where key = 'schema_version'"), None)
+            found = int(row["value"]) if row else None
+            if found != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {found}, this whypref reads {SCHEMA_VERSION}")
+            return
+        with self.db.atomic():
+            for name, spec in _TABLES.items():
+                self.db[name].create(  # type: ignore[union-attr]
+                    spec["columns"],
+                    pk=spec["pk"],
+                    foreign_keys=spec.get("foreign_keys"),
+                    not_null=spec.get("not_null"),
+                )
+            for table, columns in _INDEXES:
+                self.db[table].create_index(columns)  # type: ignore[union-attr]
+            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ConceptStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction: everything inside lands, or nothing does."""
+        with self.db.atomic():
+            yield
+
+    def count(self, table: str) -> int:
+        return self.db[table].count  # type: ignore[union-attr]
+
+    def content_digest(self) -> str:
+        """A hash of every row of every table, in primary-key order: equal digests, equal content."""
+        digest = hashlib.sha256()
+        for name, spec in _TABLES.items():
+            pk = spec["pk"] if isinstance(spec["pk"], tuple) else (spec["pk"],)
+            for row in self.db.query(f"select * from [{name}] order by {', '.join(pk)}"):
+                digest.update(_dumps([name, row]).encode())
+        return digest.hexdigest()
+
+    # -- pairs and labels ---------------------------------------------------------------------
+    def add_labeled_pairs(
+        self, items: Sequence[LabeledPair], mechanisms: Iterable[Mechanism] = ()
+    ) -> ImportSummary:
+        """Upsert pairs, their domains, mechanisms and labels in one transaction."""
+        known = {m.name: m for m in mechanisms}
+        for item in items:
+            for label in item.labels:
+                known.setdefault(label.mechanism, Mechanism(name=label.mechanism))
+        pair_rows = [self._pair_row(item.pair) for item in items]
+        label_rows = [self._label_row(item.pair.id, label) for item in items for label in item.labels]
+        domains = sorted({item.pair.domain for item in items})
+        ids = [row["id"] for row in pair_rows]
+        with self.atomic():
+            existing = self._existing_ids(ids)
+            self.db["domains"].upsert_all(  # type: ignore[union-attr]
+                [{"name": d} for d in domains if not self._has("domains", "name", d)], pk="name"
+            )
+            self.upsert_mechanisms(known.values())
+            self.db["pairs"].upsert_all(pair_rows, pk="id")  # type: ignore[union-attr]
+            self.db["labels"].upsert_all(label_rows, pk=("pair_id", "mechanism"))  # type: ignore[union-attr]
+        return ImportSummary(
+            pairs=len(set(ids)),
+            new_pairs=len(set(ids) - existing),
+            labels=len(label_rows),
+            domains=domains,
+            mechanisms=sorted(known),
+        )
+
+    def upsert_mechanisms(self, mechanisms: Iterable[Mechanism]) -> None:
+        """Record mechanisms; an unknown kind or empty description keeps what the store already says."""
+        with self.atomic():
+            self.db["mechanisms"].upsert_all([self._mechanism_row(m) for m in mechanisms], pk="name")  # type: ignore[union-attr]
+
+    def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(r["id"] for r in self.db.query(f"select id from pairs where id in ({marks})", chunk))
+        return found
+
+    def _has(self, table: str, column: str, value: str) -> bool:
+        return next(self.db.query(f"select 1 from [{table}] where [{column}] = ?", [value]), None) is not None
+
+    def _mechanism_row(self, mechanism: Mechanism) -> dict[str, Any]:
+        """Keep what is already known of a mechanism unless the new record says more."""
+        row = mechanism.model_dump(mode="json")
+        current = next(self.db.query("select * from mechanisms where name = ?", [mechanism.name]), None)
+        if current is not None and mechanism.kind is MechanismKind.UNKNOWN:
+            row["kind"] = current["kind"]
+        if current is not None and not mechanism.description:
+            row["description"] = current["description"]
+        return row
+
+    @staticmethod
+    def _pair_row(pair: Pair) -> dict[str, Any]:
+        return {
+            "id": pair.id,
+            "source": pair.source,
+            "domain": pair.domain,
+            "query": _dumps([turn.model_dump() for turn in pair.query]),
+            "response_a": pair.response_a,
+            "response_b": pair.response_b,
+            "duplicate_index": pair.duplicate_index,
+            "metadata": _dumps(pair.metadata),
+        }
+
+    @staticmethod
+    def _label_row(pair_id: str, label: Label) -> dict[str, Any]:
+        return {
+            "pair_id": pair_id,
+            "mechanism": label.mechanism,
+            "verdict": label.verdict.value,
+            "verdict_ab": label.verdict_ab.value if label.verdict_ab else None,
+            "verdict_ba": label.verdict_ba.value if label.verdict_ba else None,
+        }
+
+    @staticmethod
+    def _pair_from_row(row: dict[str, Any]) -> Pair:
+        return Pair(
+            query=[Turn(**turn) for turn in json.loads(row["query"])],
+            response_a=row["response_a"],
+            response_b=row["response_b"],
+            domain=row["domain"],
+            source=row["source"],
+            duplicate_index=row["duplicate_index"] or 0,
+            metadata=json.loads(row["metadata"] or "{}"),
+        )
+
+    def _where(self, **filters: str | None) -> tuple[str, list[str]]:
+        clauses = [(f"p.{column} = ?", value) for column, value in filters.items() if value is not None]
+        if not clauses:
+            return "", []
+        return " where " + " and ".join(c for c, _ in clauses), [v for _, v in clauses]
+
+    def pairs(self, *, source: str | None = None, domain: str | None = None) -> Iterator[Pair]:
+        """Stored pairs, in id order, optionally of one source and/or domain."""
+        where, args = self._where(source=source, domain=domain)
+        for row in self.db.query(f"select * from pairs p{where} order by p.id", args):
+            yield self._pair_from_row(row)
+
+    def pair(self, pair_id: str) -> Pair:
+        row = next(self.db.query("select * from pairs where id = ?", [pair_id]), None)
+        if row is None:
+            raise StoreError(f"{self.path}: no pair with id {pair_id!r}")
+        return self._pair_from_row(row)
+
+    def labeled_pairs(self, *, source: str | None = None, domain: str | None = None) -> Iterator[LabeledPair]:
+        """Pairs with all their labels (for export)."""
+        by_pair: dict[str, list[Label]] = {}
+        where, args = self._where(source=source, domain=domain)
+        query = f"select l.* from labels l join pairs p on p.id = l.pair_id{where} order by l.mechanism"
+        for row in self.db.query(query, args):
+            by_pair.setdefault(row["pair_id"], []).append(self._label_from_row(row))
+        for pair in self.pairs(source=source, domain=domain):
+            yield LabeledPair(pair=pair, labels=by_pair.get(pair.id, []))
+
+    @staticmethod
+    def _label_from_row(row: dict[str, Any]) -> Label:
+        return Label(
+            mechanism=row["mechanism"],
+            verdict=Verdict(row["verdict"]),
+            verdict_ab=row["verdict_ab"],
+            verdict_ba=row["verdict_ba"],
+        )
+
+    def label_rows(
+        self, *, source: str | None = None, domain: str | None = None, mechanism: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Flat rows (pair_id, domain, source, mechanism, verdict, verdict_ab, verdict_ba) for analysis."""
+        where, args = self._where(source=source, domain=domain)
+        if mechanism is not None:
+            where = (where + " and" if where else " where") + " l.mechanism = ?"
+            args.append(mechanism)
+        query = (
+            "select l.pair_id, p.domain, p.source, l.mechanism, l.verdict, l.verdict_ab, l.verdict_ba "
+            f"from labels l join pairs p on p.id = l.pair_id{where} order by l.pair_id, l.mechanism"
+        )
+        return list(self.db.query(query, args))
+
+    def mechanisms(self) -> list[Mechanism]:
+        return [Mechanism(**row) for row in self.db.query("select * from mechanisms order by name")]
+
+    def domains(self) -> list[str]:
+        return [row["name"] for row in self.db.query("select name from domains order by name")]
+
+    def sources(self) -> list[str]:
+        return [row["source"] for row in self.db.query("select distinct source from pairs order by source")]
+
+    # -- concepts and their values ------------------------------------------------------------
+    def upsert_concepts(self, concepts: Iterable[Concept]) -> list[str]:
+        rows = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "definition": c.definition,
+                "kind": c.kind.value,
+                "scope": c.scope.value,
+                "domains": _dumps(list(c.domains)),
+                "provenance": _dumps(c.provenance),
+            }
+            for c in concepts
+        ]
+        with self.atomic():
+            self.db["concepts"].upsert_all(rows, pk="id")  # type: ignore[union-attr]
+        return [row["id"] for row in rows]
+
+    def concepts(self, *, kind: ConceptKind | None = None) -> list[Concept]:
+        args = [kind.value] if kind else []
+        where = " where kind = ?" if kind else ""
+        return [
+            Concept(
+                name=row["name"],
+                definition=row["definition"],
+                kind=ConceptKind(row["kind"]),
+                scope=ConceptScope(row["scope"]),
+                domains=tuple(json.loads(row["domains"])),
+                provenance=json.loads(row["provenance"]),
+            )
+            for row in self.db.query(f"select * from concepts{where} order by id", args)
+        ]
+
+    def delete_concept(self, concept_id: str) -> None:
+        """Remove a concept and every value of it."""
+        with self.atomic():
+            self.db.execute("delete from concept_values where concept_id = ?", [concept_id])
+            self.db.execute("delete from concepts where id = ?", [concept_id])
+
+    def put_values(self, values: Iterable[ConceptValue]) -> int:
+        rows = [
+            {
+                "pair_id": v.pair_id,
+                "concept_id": v.concept_id,
+                "annotator": v.annotator,
+                "value": v.value,
+                "detail": _dumps(v.detail),
+            }
+            for v in values
+        ]
+        with self.atomic():
+            self.db["concept_values"].upsert_all(rows, pk=("pair_id", "concept_id", "annotator"))  # type: ignore[union-attr]
+        return len(rows)
+
+    def missing_values(self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str) -> list[tuple[str, str]]:
+        """The (pair, concept) cells this annotator has not filled yet: what a re-run still has to do."""
+        have = {
+            (row["pair_id"], row["concept_id"])
+            for row in self.db.query("select pair_id, concept_id from concept_values where annotator = ?", [annotator])
+        }
+        return [(p, c) for p in pair_ids for c in concept_ids if (p, c) not in have]
+
+    def concept_matrix(self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str) -> np.ndarray:
+        """Dense (pairs x concepts) matrix of one annotator's values; missing cells are 0."""
+        row_of = {p: i for i, p in enumerate(pair_ids)}
+        col_of = {c: j for j, c in enumerate(concept_ids)}
+        matrix = np.zeros((len(pair_ids), len(concept_ids)))
+        query = "select pair_id, concept_id, value from concept_values where annotator = ?"
+        for row in self.db.query(query, [annotator]):
+            i, j = row_of.get(row["pair_id"]), col_of.get(row["concept_id"])
+            if i is not None and j is not None:
+                matrix[i, j] = row["value"]
+        return matrix
+
+    # -- fitted models and runs ---------------------------------------------------------------
+    def save_model(self, record: FittedModelRecord) -> None:
+        row = record.model_dump(mode="json")
+        for column in ("params", "payload", "metrics"):
+            row[column] = _dumps(row[column])
+        with self.atomic():
+            self.db["models"].upsert(row, pk="id")  # type: ignore[union-attr]
+
+    def models(self, *, mechanism: str | None = None) -> list[FittedModelRecord]:
+        where, args = (" where mechanism = ?", [mechanism]) if mechanism else ("", [])
+        return [
+            FittedModelRecord(
+                **{**row, **{c: json.loads(row[c]) for c in ("params", "payload", "metrics")}}
+            )
+            for row in self.db.query(f"select * from models{where} order by created_at, id", args)
+        ]
+
+    def start_run(self, run_id: str, kind: str, config: dict[str, JsonValue]) -> None:
+        row = {"id": run_id, "kind": kind, "status": "running", "config": _dumps(config), "stats": "{}",
+               "started_at": _now(), "finished_at": None}
+        with self.atomic():
+            self.db["runs"].upsert(row, pk="id")  # type: ignore[union-attr]
+
+    def finish_run(self, run_id: str, status: str, stats: dict[str, JsonValue]) -> None:
+        with self.atomic():
+            self.db["runs"].update(run_id, {"status": status, "stats": _dumps(stats), "finished_at": _now()})  # type: ignore[union-attr]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        row = next(self.db.query("select * from runs where id = ?", [run_id]), None)
+        if row is None:
+            raise StoreError(f"{self.path}: no run {run_id!r}")
+        return {**row, "config": json.loads(row["config"]), "stats": json.loads(row["stats"])}
+
+    # -- LLM call cache -----------------------------------------------------------------------
+    def cached_call(self, key: str) -> CachedCall | None:
+        row = next(self.db.query("select * from llm_cache where key = ?", [key]), None)
+        if row is None:
+            return None
+        return CachedCall(**{**row, "request": json.loads(row["request"]), "response": json.loads(row["response"])})
+
+    def cache_call(self, call: CachedCall) -> None:
+        row = {**call.model_dump(mode="json"), "created_at": _now()}
+        row["request"], row["response"] = _dumps(row["request"]), _dumps(row["response"])
+        with self.atomic():
+            self.db["llm_cache"].upsert(row, pk="key")  # type: ignore[union-attr]
