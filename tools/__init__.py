@@ -1,1 +1,1 @@
-"""whypref\x27s library: data model, concept store, importers, statistics, regression, explanations."""
+"""whypref's library: data model, concept store, importers, statistics, regression, explanations."""
