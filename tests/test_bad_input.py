@@ -27,11 +27,20 @@ def lines(*rows):
 
 CASES = {
     "malformed line": (lines(GOOD, b'{"query": "q", "response_a": ', GOOD), 2, None, "malformed JSON"),
-    "missing field": (lines(GOOD, GOOD, {k: v for k, v in GOOD.items() if k != "response_b"}), 3, "response_b", "missing field"),
+    "missing field": (
+        lines(GOOD, GOOD, {k: v for k, v in GOOD.items() if k != "response_b"}),
+        3,
+        "response_b",
+        "missing field",
+    ),
     "unknown label": (lines(GOOD, GOOD | {"winner": "maybe"}), 2, "winner", "unknown label 'maybe'"),
     "empty response": (lines(GOOD | {"response_a": "  "}), 1, "response_a", "empty response"),
-    "non-UTF-8 byte": (lines(GOOD, GOOD, b'{"query": "caf\xe9", "response_a": "a", "response_b": "b", "winner": "a", "domain": "d"}'),
-                       3, "query", "not valid UTF-8"),
+    "non-UTF-8 byte": (
+        lines(GOOD, GOOD, b'{"query": "caf\xe9", "response_a": "a", "response_b": "b", "winner": "a", "domain": "d"}'),
+        3,
+        "query",
+        "not valid UTF-8",
+    ),
 }
 
 
@@ -78,8 +87,12 @@ def test_cli_reports_one_clear_line_and_fails(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(CASES["unknown label"][0])
     db = tmp_path / "cli.db"
-    run = subprocess.run([sys.executable, "-m", "tools.cli", "import", str(path), "--db", str(db)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "import", str(path), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1
     assert f"{path}, line 2: field 'winner': unknown label 'maybe'" in " ".join(run.stderr.split())
     assert "Traceback" not in run.stderr

@@ -38,8 +38,26 @@ def test_generic_import_with_options(tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("prompt,x,y,who,judge\nq1,a,b,x,y\nq2,c,d,y,x\n")
     db = tmp_path / "s.db"
-    out = invoke("import", path, "--db", db, "--query-column", "prompt", "--a-column", "x", "--b-column", "y",
-                 "--winner-column", "who", "--label", "gpt=judge", "--domain", "chat", "--mechanism", "crowd")
+    out = invoke(
+        "import",
+        path,
+        "--db",
+        db,
+        "--query-column",
+        "prompt",
+        "--a-column",
+        "x",
+        "--b-column",
+        "y",
+        "--winner-column",
+        "who",
+        "--label",
+        "gpt=judge",
+        "--domain",
+        "chat",
+        "--mechanism",
+        "crowd",
+    )
     assert "2 pairs" in out and "crowd, gpt" in out
     with ConceptStore(db) as store:
         assert {(m.name, m.kind.value) for m in store.mechanisms()} == {("crowd", "human"), ("gpt", "unknown")}

@@ -15,8 +15,13 @@ from tools.store import ConceptStore
     [
         ("autoj", "autoj", 1392, 8, {"human", "auto-j-13b"}),
         ("llmeval2/LLMEval2_benchmark.jsonl", "llmeval2", 2553, 15, {"human"}),
-        ("pandalm", "pandalm", 999, None,
-         {"human", "human-annotator1", "human-annotator2", "human-annotator3", "gpt-3.5-turbo", "pandalm-7b"}),
+        (
+            "pandalm",
+            "pandalm",
+            999,
+            None,
+            {"human", "human-annotator1", "human-annotator2", "human-annotator3", "gpt-3.5-turbo", "pandalm-7b"},
+        ),
         ("llmbar/Processed/MT-Bench", "llmbar", 200, 8, {"human", "gpt-4", "chatgpt", "palm2", "llama2"}),
     ],
 )
@@ -58,7 +63,9 @@ def test_llmbar_gpt4_agreement_matches_the_source(raw, tmp_path):
     assert f"{100 * gpt4.accuracy:.1f}%" == reported["correct_average"]
     both = float(reported["correct_both"].split("=")[-1].strip(" %")) / 100
     assert gpt4.exact == pytest.approx(both)
-    categories = Counter(json.loads(line)["category"] for line in (raw / "mtbench_questions/mt_bench_question.jsonl").open())
+    categories = Counter(
+        json.loads(line)["category"] for line in (raw / "mtbench_questions/mt_bench_question.jsonl").open()
+    )
     assert set(stats.counts) == set(categories)
 
 
@@ -75,7 +82,10 @@ def test_alpaca_eval_merges_annotators_of_the_same_pair(raw):
     folder = raw / "alpaca_eval/gpt-3.5-turbo-0301"
     items = read_file(folder, "alpaca-eval").items
     assert len(items) == 805
-    assert {label.mechanism for label in items[0].labels} == {"alpaca_eval_gpt4_turbo_fn", "alpaca_eval_cot_gpt4_turbo_fn"}
+    assert {label.mechanism for label in items[0].labels} == {
+        "alpaca_eval_gpt4_turbo_fn",
+        "alpaca_eval_cot_gpt4_turbo_fn",
+    }
     assert {i.pair.domain for i in items} == {"helpful_base", "koala", "oasst", "selfinstruct", "vicuna"}
 
 

@@ -12,7 +12,9 @@ def write_jsonl(path, rows):
 
 
 def test_chosen_rejected_layout_balances_positions_and_labels_the_chosen(tmp_path):
-    rows = [{"query": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "domain": "d", "extra": i} for i in range(40)]
+    rows = [
+        {"query": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "domain": "d", "extra": i} for i in range(40)
+    ]
     items = read_file(write_jsonl(tmp_path / "p.jsonl", rows), "jsonl").items
     for item in items:
         label = item.labels[0]
@@ -29,24 +31,35 @@ def test_a_b_winner_layout_with_mapping_extra_labels_and_constant_domain(tmp_pat
         {"prompt": "q2", "r1": "x", "r2": "y", "vote": "TIE", "judge": ""},
     ]
     options = ImportOptions(
-        mapping=ColumnMapping(query="prompt", response_a="r1", response_b="r2", winner="vote", extra_labels={"gpt": "judge"}),
-        domain="chat", mechanism="crowd",
+        mapping=ColumnMapping(
+            query="prompt", response_a="r1", response_b="r2", winner="vote", extra_labels={"gpt": "judge"}
+        ),
+        domain="chat",
+        mechanism="crowd",
     )
     items = read_file(write_jsonl(tmp_path / "x.jsonl", rows), "jsonl", options).items
-    assert [(l.mechanism, l.verdict.value) for l in items[0].labels] == [("crowd", "A"), ("gpt", "B")]
-    assert [(l.mechanism, l.verdict.value) for l in items[1].labels] == [("crowd", "tie")]
+    assert [(label.mechanism, label.verdict.value) for label in items[0].labels] == [("crowd", "A"), ("gpt", "B")]
+    assert [(label.mechanism, label.verdict.value) for label in items[1].labels] == [("crowd", "tie")]
     assert {i.pair.domain for i in items} == {"chat"}
 
 
 def test_csv_and_json_array_and_multi_turn_query(tmp_path):
     csv_path = tmp_path / "p.csv"
-    csv_path.write_text('query,response_a,response_b,winner,domain\n"multi\nline",a,b,b,d1\nq2,a2,b2,a,d2\n', encoding="utf-8")
+    csv_path.write_text(
+        'query,response_a,response_b,winner,domain\n"multi\nline",a,b,b,d1\nq2,a2,b2,a,d2\n', encoding="utf-8"
+    )
     items = read_file(csv_path, "csv").items
     assert [i.pair.query_text for i in items] == ["multi\nline", "q2"]
     assert [i.labels[0].verdict for i in items] == [Verdict.B, Verdict.A]
-    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "and?"},
+    ]
     json_path = tmp_path / "p.json"
-    json_path.write_text(json.dumps([{"query": turns, "response_a": "a", "response_b": "b", "winner": "a", "domain": "d"}], indent=2))
+    json_path.write_text(
+        json.dumps([{"query": turns, "response_a": "a", "response_b": "b", "winner": "a", "domain": "d"}], indent=2)
+    )
     (item,) = read_file(json_path, "json").items
     assert len(item.pair.query) == 3 and item.pair.query[1].role == "assistant"
 

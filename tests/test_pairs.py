@@ -13,15 +13,25 @@ def make(**changes):
 def test_id_is_stable_and_content_based():
     assert make().id == make().id
     assert make(metadata={"x": 1}).id == make().id  # metadata is not content
-    for change in ({"response_a": "four"}, {"response_b": "6"}, {"domain": "maths"}, {"source": "other"},
-                   {"query": "What is 3+3?"}, {"duplicate_index": 1}):
+    for change in (
+        {"response_a": "four"},
+        {"response_b": "6"},
+        {"domain": "maths"},
+        {"source": "other"},
+        {"query": "What is 3+3?"},
+        {"duplicate_index": 1},
+    ):
         assert make(**change).id != make().id, change
 
 
 def test_query_text_becomes_one_user_turn_and_turns_are_kept():
     assert [t.model_dump() for t in make().query] == [{"role": "user", "content": "What is 2+2?"}]
     assert make(query="").query == []
-    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Sum?"}]
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Sum?"},
+    ]
     pair = make(query=turns)
     assert [t.content for t in pair.query] == ["Hi", "Hello", "Sum?"]
     assert pair.query_text == "user: Hi\n\nassistant: Hello\n\nuser: Sum?"

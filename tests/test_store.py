@@ -17,7 +17,17 @@ def item(n: int, mechanism: str = "human", verdict: str = "A") -> LabeledPair:
 def test_new_store_has_schema_version_and_wal(store):
     assert store.db.journal_mode == "wal"
     assert next(store.db.query("select value from meta where key='schema_version'"))["value"] == "1"
-    for table in ("pairs", "labels", "domains", "mechanisms", "concepts", "concept_values", "models", "runs", "llm_cache"):
+    for table in (
+        "pairs",
+        "labels",
+        "domains",
+        "mechanisms",
+        "concepts",
+        "concept_values",
+        "models",
+        "runs",
+        "llm_cache",
+    ):
         assert store.db[table].exists()
 
 
@@ -75,14 +85,20 @@ def test_opening_rules(tmp_path):
 def test_concepts_values_and_matrix(store):
     items = [item(n) for n in range(3)]
     store.add_labeled_pairs(items)
-    ids = store.upsert_concepts([
-        Concept(name="Use of Examples", definition="high: gives examples", kind=ConceptKind.LLM),
-        Concept(name="Code Blocks", kind=ConceptKind.MEASURED, scope=ConceptScope.DOMAIN, domains=("d0",)),
-    ])
+    ids = store.upsert_concepts(
+        [
+            Concept(name="Use of Examples", definition="high: gives examples", kind=ConceptKind.LLM),
+            Concept(name="Code Blocks", kind=ConceptKind.MEASURED, scope=ConceptScope.DOMAIN, domains=("d0",)),
+        ]
+    )
     assert ids == ["use-of-examples", "code-blocks"]
     pair_ids = [i.pair.id for i in items]
-    store.put_values([ConceptValue(pair_id=pair_ids[0], concept_id="use-of-examples", annotator="llm", value=1),
-                      ConceptValue(pair_id=pair_ids[2], concept_id="code-blocks", annotator="llm", value=-1)])
+    store.put_values(
+        [
+            ConceptValue(pair_id=pair_ids[0], concept_id="use-of-examples", annotator="llm", value=1),
+            ConceptValue(pair_id=pair_ids[2], concept_id="code-blocks", annotator="llm", value=-1),
+        ]
+    )
     matrix = store.concept_matrix(pair_ids, ids, "llm")
     np.testing.assert_array_equal(matrix, [[1, 0], [0, 0], [0, -1]])
     assert len(store.missing_values(pair_ids, ids, "llm")) == 4
@@ -97,7 +113,9 @@ def test_concepts_values_and_matrix(store):
 def test_cache_models_and_runs(store):
     key = content_key({"model": "m", "messages": ["hi"]})
     assert store.cached_call(key) is None
-    store.cache_call(CachedCall(key=key, model="m", request={"messages": ["hi"]}, response={"text": "yo"}, prompt_tokens=3))
+    store.cache_call(
+        CachedCall(key=key, model="m", request={"messages": ["hi"]}, response={"text": "yo"}, prompt_tokens=3)
+    )
     assert store.cached_call(key).response == {"text": "yo"}
     record = FittedModelRecord(id="m1", mechanism="human", model_type="hmdr", payload={"coef": [0.5, 0.0]})
     store.save_model(record)

@@ -18,18 +18,34 @@ from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verd
 _QUERIES = {
     "cooking": [
         ("How do I make a simple tomato sauce?", "tomatoes", "Simmer crushed tomatoes with garlic and olive oil"),
-        ("How should I cook rice so it is not sticky?", "rice", "Rinse the rice, then cook it with the right amount of water"),
+        (
+            "How should I cook rice so it is not sticky?",
+            "rice",
+            "Rinse the rice, then cook it with the right amount of water",
+        ),
         ("What is a quick way to make pancakes?", "pancakes", "Whisk flour, milk and eggs, then fry small rounds"),
-        ("How do I roast vegetables evenly?", "vegetables", "Cut the vegetables to one size and roast them on a hot tray"),
+        (
+            "How do I roast vegetables evenly?",
+            "vegetables",
+            "Cut the vegetables to one size and roast them on a hot tray",
+        ),
         ("How can I make a basic vinaigrette?", "vinaigrette", "Shake oil, vinegar, mustard and salt in a jar"),
-        ("How do I boil an egg with a soft yolk?", "eggs", "Lower the eggs into boiling water and cool them after a few minutes"),
+        (
+            "How do I boil an egg with a soft yolk?",
+            "eggs",
+            "Lower the eggs into boiling water and cool them after a few minutes",
+        ),
         ("What is the best way to cook a steak at home?", "steak", "Sear the steak in a very hot pan and let it rest"),
         ("How do I bake a loaf of banana bread?", "banana bread", "Mash ripe bananas into a simple batter and bake it"),
     ],
     "coding": [
         ("How do I reverse a list in Python?", "reverse", "Use slicing with a negative step or the reverse method"),
         ("How can I read a file line by line in Python?", "read", "Open the file in a with block and loop over it"),
-        ("How do I remove duplicates from a list but keep the order?", "dedupe", "Use a dict to keep the first occurrence of each item"),
+        (
+            "How do I remove duplicates from a list but keep the order?",
+            "dedupe",
+            "Use a dict to keep the first occurrence of each item",
+        ),
         ("How do I count words in a string?", "count", "Split the string and count the pieces with a Counter"),
         ("How can I sort a list of dictionaries by a key?", "sort", "Pass a key function to sorted"),
         ("How do I check if a string is a palindrome?", "palindrome", "Compare the string with its reverse"),
@@ -38,12 +54,20 @@ _QUERIES = {
     ],
     "health": [
         ("How can I sleep better at night?", "sleep", "Keep a regular schedule and a dark, cool bedroom"),
-        ("What can I do about a mild headache?", "headache", "Drink water, rest in a quiet room and take a break from screens"),
+        (
+            "What can I do about a mild headache?",
+            "headache",
+            "Drink water, rest in a quiet room and take a break from screens",
+        ),
         ("How much water should I drink each day?", "water", "Most adults do well with around two litres a day"),
         ("How do I start running as a beginner?", "running", "Alternate short runs with walking and build up slowly"),
         ("What helps with a sore throat?", "sore throat", "Warm drinks, honey and rest usually help"),
         ("How can I reduce stress at work?", "stress", "Take short breaks, plan your day and talk to someone"),
-        ("Is it fine to skip breakfast?", "breakfast", "For most healthy adults it is fine if the day's meals are balanced"),
+        (
+            "Is it fine to skip breakfast?",
+            "breakfast",
+            "For most healthy adults it is fine if the day's meals are balanced",
+        ),
         ("How can I improve my posture at a desk?", "posture", "Set the screen at eye level and keep your feet flat"),
     ],
 }
@@ -98,7 +122,9 @@ def _response(domain: str, topic: str, gist: str, parts: _Parts) -> str:
             "wrong, change one thing at a time so you can see what made the difference."
         )
     if parts.specifics and domain == "cooking":
-        text.append("Quantities: 400 g of the main ingredient, 2 tablespoons of oil, about 15 minutes over medium heat.")
+        text.append(
+            "Quantities: 400 g of the main ingredient, 2 tablespoons of oil, about 15 minutes over medium heat."
+        )
     if parts.code and domain == "coding":
         text.append(f"```python\n{_CODE[topic]}\n```")
     if parts.safety and domain == "health":

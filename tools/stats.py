@@ -51,7 +51,9 @@ class StoreStats(BaseModel):
     reference: str | None
 
 
-def agreement(reference: list[str], other: list[str], *, names: tuple[str, str], domain: str | None = None) -> Agreement:
+def agreement(
+    reference: list[str], other: list[str], *, names: tuple[str, str], domain: str | None = None
+) -> Agreement:
     """Agreement of two aligned verdict lists (values of Verdict)."""
     ref, oth = np.array(reference), np.array(other)
     scored = ref != Verdict.TIE.value
@@ -100,18 +102,26 @@ def store_stats(
                 share_b=shares[Verdict.B.value] / len(group),
                 share_tie=shares[Verdict.TIE.value] / len(group),
                 both_orders=len(both),
-                position_consistent=(sum(r["verdict_ab"] == r["verdict_ba"] for r in both) / len(both)) if both else None,
+                position_consistent=(sum(r["verdict_ab"] == r["verdict_ba"] for r in both) / len(both))
+                if both
+                else None,
             )
         )
 
     def compare(ref: str, mech: str, only_domain: str | None = None) -> Agreement | None:
         shared = sorted(
-            p for p in verdicts[ref].keys() & verdicts[mech].keys() if only_domain is None or domain_of[p] == only_domain
+            p
+            for p in verdicts[ref].keys() & verdicts[mech].keys()
+            if only_domain is None or domain_of[p] == only_domain
         )
         if not shared:
             return None
-        return agreement([verdicts[ref][p] for p in shared], [verdicts[mech][p] for p in shared],
-                         names=(ref, mech), domain=only_domain)
+        return agreement(
+            [verdicts[ref][p] for p in shared],
+            [verdicts[mech][p] for p in shared],
+            names=(ref, mech),
+            domain=only_domain,
+        )
 
     names = sorted(verdicts)
     pairwise = [a for r, m in combinations(names, 2) if (a := compare(*_reference_first(r, m, reference)))]

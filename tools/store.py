@@ -234,9 +234,7 @@ class ConceptStore:
         return digest.hexdigest()
 
     # -- pairs and labels ---------------------------------------------------------------------
-    def add_labeled_pairs(
-        self, items: Sequence[LabeledPair], mechanisms: Iterable[Mechanism] = ()
-    ) -> ImportSummary:
+    def add_labeled_pairs(self, items: Sequence[LabeledPair], mechanisms: Iterable[Mechanism] = ()) -> ImportSummary:
         """Upsert pairs, their domains, mechanisms and labels in one transaction."""
         known = {m.name: m for m in mechanisms}
         for item in items:
@@ -437,7 +435,9 @@ class ConceptStore:
             self.db["concept_values"].upsert_all(rows, pk=("pair_id", "concept_id", "annotator"))  # type: ignore[union-attr]
         return len(rows)
 
-    def missing_values(self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str) -> list[tuple[str, str]]:
+    def missing_values(
+        self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str
+    ) -> list[tuple[str, str]]:
         """The (pair, concept) cells this annotator has not filled yet: what a re-run still has to do."""
         have = {
             (row["pair_id"], row["concept_id"])
@@ -468,15 +468,20 @@ class ConceptStore:
     def models(self, *, mechanism: str | None = None) -> list[FittedModelRecord]:
         where, args = (" where mechanism = ?", [mechanism]) if mechanism else ("", [])
         return [
-            FittedModelRecord(
-                **{**row, **{c: json.loads(row[c]) for c in ("params", "payload", "metrics")}}
-            )
+            FittedModelRecord(**{**row, **{c: json.loads(row[c]) for c in ("params", "payload", "metrics")}})
             for row in self.db.query(f"select * from models{where} order by created_at, id", args)
         ]
 
     def start_run(self, run_id: str, kind: str, config: dict[str, JsonValue]) -> None:
-        row = {"id": run_id, "kind": kind, "status": "running", "config": _dumps(config), "stats": "{}",
-               "started_at": _now(), "finished_at": None}
+        row = {
+            "id": run_id,
+            "kind": kind,
+            "status": "running",
+            "config": _dumps(config),
+            "stats": "{}",
+            "started_at": _now(),
+            "finished_at": None,
+        }
         with self.atomic():
             self.db["runs"].upsert(row, pk="id")  # type: ignore[union-attr]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -40,37 +39,65 @@ def _parse_labels(specs: list[str]) -> dict[str, str]:
 
 def import_command(
     path: Annotated[Path, typer.Argument(help="File or dataset folder to import.")],
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}. Default: from the name.")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}. Default: from the name.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     source: Annotated[str | None, typer.Option(help="Source name (default: file stem or dataset name).")] = None,
     domain: Annotated[str | None, typer.Option(help="A constant domain for every pair.")] = None,
     domain_column: Annotated[str, typer.Option(help="Column holding the domain.")] = "domain",
     query_column: Annotated[str, typer.Option(help="Column holding the query (text or list of turns).")] = "query",
-    chosen_column: Annotated[str, typer.Option(help="Chosen/rejected layout: the chosen response's column.")] = "chosen",
-    rejected_column: Annotated[str, typer.Option(help="Chosen/rejected layout: the rejected response's column.")] = "rejected",
+    chosen_column: Annotated[
+        str, typer.Option(help="Chosen/rejected layout: the chosen response's column.")
+    ] = "chosen",
+    rejected_column: Annotated[
+        str, typer.Option(help="Chosen/rejected layout: the rejected response's column.")
+    ] = "rejected",
     a_column: Annotated[str, typer.Option(help="A/B layout: response A's column.")] = "response_a",
     b_column: Annotated[str, typer.Option(help="A/B layout: response B's column.")] = "response_b",
-    winner_column: Annotated[str, typer.Option(help="A/B layout: the verdict's column (a/b/tie, 1/2/0, model_a...).")] = "winner",
+    winner_column: Annotated[
+        str, typer.Option(help="A/B layout: the verdict's column (a/b/tie, 1/2/0, model_a...).")
+    ] = "winner",
     label: Annotated[list[str], typer.Option(help="More verdict columns, as MECHANISM=COLUMN (repeatable).")] = [],  # noqa: B006
     mechanism: Annotated[str, typer.Option(help="Who produced the main verdict.")] = "human",
     mechanism_kind: Annotated[MechanismKind, typer.Option(help="Kind of that mechanism.")] = MechanismKind.HUMAN,
     allow_empty_responses: Annotated[bool, typer.Option(help="Accept empty responses instead of failing.")] = False,
-    questions: Annotated[Path | None, typer.Option(help="LLMBar: MT-Bench / Vicuna question file(s) for categories.")] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="LLMBar: MT-Bench / Vicuna question file(s) for categories.")
+    ] = None,
 ) -> None:
     """Import preference pairs and their labels into the store (one transaction: all or nothing)."""
     options = ImportOptions(
         mapping=ColumnMapping(
-            query=query_column, chosen=chosen_column, rejected=rejected_column, response_a=a_column,
-            response_b=b_column, winner=winner_column, domain_column=domain_column, extra_labels=_parse_labels(label),
+            query=query_column,
+            chosen=chosen_column,
+            rejected=rejected_column,
+            response_a=a_column,
+            response_b=b_column,
+            winner=winner_column,
+            domain_column=domain_column,
+            extra_labels=_parse_labels(label),
         ),
-        domain=domain, source=source, mechanism=mechanism, mechanism_kind=mechanism_kind,
-        allow_empty_responses=allow_empty_responses, questions=questions,
+        domain=domain,
+        source=source,
+        mechanism=mechanism,
+        mechanism_kind=mechanism_kind,
+        allow_empty_responses=allow_empty_responses,
+        questions=questions,
     )
     fmt = fmt or detect_format(path)
-    with ConceptStore(db) as store, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-        TimeElapsedColumn(), console=console, transient=True,
-    ) as progress:
+    with (
+        ConceptStore(db) as store,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} records"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
         task = progress.add_task(f"Reading {path.name} ({fmt})", total=None)
         summary = import_file(store, path, fmt, options, progress=lambda n: progress.update(task, completed=n))
     _print_summary(summary, path, db)
@@ -117,8 +144,16 @@ def _print_stats(stats: StoreStats) -> None:
     for column in ("mechanism", "kind", "labels", "A", "B", "tie", "both orders", "position-consistent"):
         balance.add_column(column, justify="left" if column in ("mechanism", "kind") else "right")
     for m in stats.mechanisms:
-        balance.add_row(m.mechanism, m.kind, str(m.labels), _percent(m.share_a), _percent(m.share_b),
-                        _percent(m.share_tie), str(m.both_orders or ""), _percent(m.position_consistent))
+        balance.add_row(
+            m.mechanism,
+            m.kind,
+            str(m.labels),
+            _percent(m.share_a),
+            _percent(m.share_b),
+            _percent(m.share_tie),
+            str(m.both_orders or ""),
+            _percent(m.position_consistent),
+        )
     console.print(balance)
 
     if stats.agreement:
@@ -126,8 +161,14 @@ def _print_stats(stats: StoreStats) -> None:
         for column in ("reference", "mechanism", "shared", "accuracy %", "exact %", "kappa"):
             table.add_column(column, justify="left" if column in ("reference", "mechanism") else "right")
         for a in stats.agreement:
-            table.add_row(a.reference, a.mechanism, str(a.shared_pairs), _percent(a.accuracy), _percent(a.exact),
-                          "-" if a.kappa is None else f"{a.kappa:.2f}")
+            table.add_row(
+                a.reference,
+                a.mechanism,
+                str(a.shared_pairs),
+                _percent(a.accuracy),
+                _percent(a.exact),
+                "-" if a.kappa is None else f"{a.kappa:.2f}",
+            )
         console.print(table)
     if stats.per_domain:
         table = Table(title=f"Agreement with {stats.reference} per domain (accuracy %, ties = 0.5)")
@@ -137,16 +178,21 @@ def _print_stats(stats: StoreStats) -> None:
             table.add_column(name, justify="right")
         cell = {(a.domain, a.mechanism): a for a in stats.per_domain}
         for dom in stats.counts:
-            table.add_row(dom, *(
-                f"{_percent(cell[(dom, n)].accuracy)} (n={cell[(dom, n)].scored_pairs})" if (dom, n) in cell else ""
-                for n in others
-            ))
+            table.add_row(
+                dom,
+                *(
+                    f"{_percent(cell[(dom, n)].accuracy)} (n={cell[(dom, n)].scored_pairs})" if (dom, n) in cell else ""
+                    for n in others
+                ),
+            )
         console.print(table)
 
 
 def export_command(
     out: Annotated[Path, typer.Argument(help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl (whypref's own) or icai (annotated pairs v2.0).")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl (whypref's own) or icai (annotated pairs v2.0).")
+    ] = "jsonl",
     db: DbOption = DEFAULT_DB,
     source: SourceOption = None,
     domain: DomainOption = None,
@@ -166,8 +212,12 @@ def export_command(
                 (row["pair_id"], row["concept_id"]): row["value"]
                 for row in store.db.query("select pair_id, concept_id, value from concept_values order by annotator")
             }
-            write_icai(icai_document(items, dataset_name=source or store.path.stem, reference=reference,
-                                     concepts=concepts, values=values), out)
+            write_icai(
+                icai_document(
+                    items, dataset_name=source or store.path.stem, reference=reference, concepts=concepts, values=values
+                ),
+                out,
+            )
             count = len(items)
     console.print(f"[green]Exported[/] {count} pairs to {out} ({fmt})", highlight=False)
 

@@ -26,10 +26,20 @@ __all__ = ["FORMATS", "ColumnMapping", "ImportBatch", "ImportOptions", "detect_f
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
-        Format("jsonl", "JSON Lines with a column mapping (chosen/rejected or response_a/response_b/winner)", read_jsonl, MechanismKind.UNKNOWN),
+        Format(
+            "jsonl",
+            "JSON Lines with a column mapping (chosen/rejected or response_a/response_b/winner)",
+            read_jsonl,
+            MechanismKind.UNKNOWN,
+        ),
         Format("csv", "CSV with a header row and a column mapping", read_csv, MechanismKind.UNKNOWN),
         Format("json", "a JSON array of records with a column mapping", read_json, MechanismKind.UNKNOWN),
-        Format("whypref", "whypref's own JSON Lines (what `whypref export --format jsonl` writes)", read_native, MechanismKind.UNKNOWN),
+        Format(
+            "whypref",
+            "whypref's own JSON Lines (what `whypref export --format jsonl` writes)",
+            read_native,
+            MechanismKind.UNKNOWN,
+        ),
         Format("icai", "ICAI / Feedback Forensics annotated-pairs JSON (v2.0)", read_icai, MechanismKind.UNKNOWN),
         Format("autoj", "Auto-J pairwise test set folder (human + Auto-J-13B, both orders)", read_autoj),
         Format("llmeval2", "LLMEval2 benchmark JSONL (human; domain = dataset)", read_llmeval2),
@@ -39,7 +49,13 @@ FORMATS: dict[str, Format] = {
     ]
 }
 
-_BY_FOLDER = {"autoj": "autoj", "pandalm": "pandalm", "llmbar": "llmbar", "llmeval2": "llmeval2", "alpaca_eval": "alpaca-eval"}
+_BY_FOLDER = {
+    "autoj": "autoj",
+    "pandalm": "pandalm",
+    "llmbar": "llmbar",
+    "llmeval2": "llmeval2",
+    "alpaca_eval": "alpaca-eval",
+}
 _BY_SUFFIX = {".jsonl": "jsonl", ".csv": "csv", ".json": "json"}
 
 

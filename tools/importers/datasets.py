@@ -44,8 +44,11 @@ def read_autoj(path: Path, options: ImportOptions) -> Iterator[LabeledPair]:
     domain_of = {s: group for group, scenarios in groups.items() if not group.startswith("_") for s in scenarios}
     original = list(jsonl_records(_member(path, "pairwise_example_output.jsonl")))
     swapped = list(jsonl_records(_member(path, "pairwise_exchange_example_output.jsonl")))
-    builder = PairBuilder(options.source or "autoj", allow_empty_responses=True,
-                          column_names={"response_a": "response 1", "response_b": "response 2", "query": "prompt"})
+    builder = PairBuilder(
+        options.source or "autoj",
+        allow_empty_responses=True,
+        column_names={"response_a": "response 1", "response_b": "response 2", "query": "prompt"},
+    )
     records = list(jsonl_records(_member(path, "testdata_pairwise.jsonl")))
     if not len(records) == len(original) == len(swapped):
         raise InputError(
@@ -84,8 +87,11 @@ def read_llmeval2(path: Path, options: ImportOptions) -> Iterator[LabeledPair]:
     """
     if path.is_dir():
         path = _member(path, "LLMEval2_benchmark.jsonl")
-    builder = PairBuilder(options.source or "llmeval2", allow_empty_responses=True,
-                          column_names={"response_a": "response1", "response_b": "response2"})
+    builder = PairBuilder(
+        options.source or "llmeval2",
+        allow_empty_responses=True,
+        column_names={"response_a": "response1", "response_b": "response2"},
+    )
     for record in jsonl_records(path):
         yield builder.build(
             record,
@@ -164,9 +170,11 @@ def _llmbar_categories(dataset: Path, options: ImportOptions) -> dict[str, str] 
     name = {"MT-Bench": "mt_bench_question.jsonl", "FairEval": "vicuna_bench_question.jsonl"}.get(dataset.parent.name)
     if name is None:
         return None
-    candidates = [options.questions / name if options.questions.is_dir() else options.questions] if options.questions else [
-        ancestor / "mtbench_questions" / name for ancestor in dataset.parents
-    ]
+    candidates = (
+        [options.questions / name if options.questions.is_dir() else options.questions]
+        if options.questions
+        else [ancestor / "mtbench_questions" / name for ancestor in dataset.parents]
+    )
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
         raise InputError(f"{name} (question categories) not found; pass it with --questions", file=dataset)
@@ -184,8 +192,11 @@ def _read_llmbar_subset(dataset: Path, options: ImportOptions) -> Iterator[Label
     subset = _llmbar_subset_name(dataset.parent)
     categories = _llmbar_categories(dataset, options)
     judges = _llmbar_judges(dataset.parent)
-    builder = PairBuilder(options.source or f"llmbar/{subset}", allow_empty_responses=True,
-                          column_names={"response_a": "output_1", "response_b": "output_2", "query": "input"})
+    builder = PairBuilder(
+        options.source or f"llmbar/{subset}",
+        allow_empty_responses=True,
+        column_names={"response_a": "output_1", "response_b": "output_2", "query": "input"},
+    )
     for index, record in enumerate(json_array_records(dataset)):
         query = record.text("input")
         if categories is None:
@@ -197,8 +208,12 @@ def _read_llmbar_subset(dataset: Path, options: ImportOptions) -> Iterator[Label
         labels = [LabelSpec("human", verdict=parse_verdict(record, "label", LLMBAR_LABELS))]
         labels += [spec for judge in judges if (spec := judge(index, record)) is not None]
         yield builder.build(
-            record, query=query, response_a=record.text("output_1"), response_b=record.text("output_2"),
-            domain=domain, labels=labels,
+            record,
+            query=query,
+            response_a=record.text("output_1"),
+            response_b=record.text("output_2"),
+            domain=domain,
+            labels=labels,
         )
 
 
@@ -271,8 +286,11 @@ def read_alpaca_eval(path: Path, options: ImportOptions) -> Iterator[LabeledPair
     files = sorted(path.rglob("annotations.json*")) if path.is_dir() else [path]
     if not files:
         raise InputError("no annotations.json(.gz) found", file=path)
-    builder = PairBuilder(options.source or "alpaca_eval", allow_empty_responses=True,
-                          column_names={"response_a": "output_1", "response_b": "output_2", "query": "instruction"})
+    builder = PairBuilder(
+        options.source or "alpaca_eval",
+        allow_empty_responses=True,
+        column_names={"response_a": "output_1", "response_b": "output_2", "query": "instruction"},
+    )
     merged: dict[tuple, tuple[Record, dict[str, LabelSpec]]] = {}
     for file in files:
         seen: Counter[tuple] = Counter()

@@ -49,8 +49,10 @@ def _domain(record: Record, options: ImportOptions) -> str:
     if options.domain is not None:
         return options.domain
     if options.mapping.domain_column not in record.data:
-        raise record.error("missing field (name the domain column with --domain-column, or give --domain)",
-                           options.mapping.domain_column)
+        raise record.error(
+            "missing field (name the domain column with --domain-column, or give --domain)",
+            options.mapping.domain_column,
+        )
     return record.text(options.mapping.domain_column)
 
 

@@ -108,8 +108,14 @@ def read_icai_principles(path: Path, pair_ids: list[str]) -> tuple[list[Concept]
             if annotator_id in principles:
                 pref = (annotation or {}).get("pref")
                 value = {"a": 1.0, "text_a": 1.0, "b": -1.0, "text_b": -1.0}.get(str(pref).lower(), 0.0)
-                values.append(ConceptValue(pair_id=pair_id, concept_id=principles[annotator_id].id,
-                                           annotator=PRINCIPLE_ANNOTATOR, value=value))
+                values.append(
+                    ConceptValue(
+                        pair_id=pair_id,
+                        concept_id=principles[annotator_id].id,
+                        annotator=PRINCIPLE_ANNOTATOR,
+                        value=value,
+                    )
+                )
     return list(principles.values()), values
 
 
@@ -124,7 +130,11 @@ def icai_document(
     """An annotated-pairs v2.0 document: mechanisms as annotators, concepts as principle annotators."""
     mechanisms = sorted({label.mechanism for item in items for label in item.labels})
     annotators: dict[str, dict[str, Any]] = {
-        hash_string("column_" + m): {"name": m, "description": f"whypref mechanism {m}", "type": "human" if m.startswith("human") else "unknown"}
+        hash_string("column_" + m): {
+            "name": m,
+            "description": f"whypref mechanism {m}",
+            "type": "human" if m.startswith("human") else "unknown",
+        }
         for m in mechanisms
     }
     principle_ids = {c.id: hash_string(c.definition or c.name) for c in concepts}
@@ -132,7 +142,9 @@ def icai_document(
     comparisons = []
     for item in items:
         annotations: dict[str, dict[str, Any]] = {
-            hash_string("column_" + label.mechanism): {"pref": {Verdict.A: "a", Verdict.B: "b", Verdict.TIE: "tie"}[label.verdict]}
+            hash_string("column_" + label.mechanism): {
+                "pref": {Verdict.A: "a", Verdict.B: "b", Verdict.TIE: "tie"}[label.verdict]
+            }
             for label in item.labels
         }
         for concept in concepts:

@@ -105,7 +105,9 @@ def json_document(path: Path) -> Any:
     try:
         return json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise InputError(f"malformed JSON ({error.msg} at column {error.colno})", file=path, line=error.lineno) from None
+        raise InputError(
+            f"malformed JSON ({error.msg} at column {error.colno})", file=path, line=error.lineno
+        ) from None
 
 
 def json_array_records(path: Path, text: str | None = None) -> Iterator[Record]:
