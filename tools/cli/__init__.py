@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tools.cli import data
+from tools.cli import data, model
 from tools.errors import WhyprefError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data.register(app)
+model.register(app)
 
 _errors = Console(stderr=True)
 

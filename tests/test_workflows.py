@@ -1,0 +1,182 @@
+"""Fit / evaluate / explain read concept vectors from the store, and the CLI drives them."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tools.cli import app
+from tools.concepts import Concept, ConceptScope, ConceptValue
+from tools.design import load_design, scope_masks, store_planted
+from tools.errors import InputError, StoreError
+from tools.importers.values import import_values
+from tools.planted import make_planted
+from tools.workflows import (
+    evaluate_mechanism,
+    explain_global,
+    explain_pair,
+    fit_mechanism,
+    load_model,
+    load_pair_vector,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def planted(store):
+    data = make_planted(3, 12, 4, 120, label_noise=0.05, random_state=3)
+    store_planted(store, data)
+    return store, data
+
+
+def test_design_round_trips_the_planted_vectors(planted):
+    store, data = planted
+    design = load_design(store, "planted")
+    order = {p: i for i, p in enumerate(design.pair_ids)}
+    names = design.concept_names
+    # Rows come back in pair-id order: compare through the planted concept names.
+    columns = [names.index(n) for n in data.concept_names]
+    stored = store.db.query("select id from pairs order by rowid")
+    rows = [order[r["id"]] for r in stored]
+    np.testing.assert_array_equal(design.X[np.ix_(rows, columns)], data.X)
+    np.testing.assert_array_equal(design.y[rows], data.y)
+    assert design.shared_mask[columns].tolist() == data.shared_mask.tolist()
+    for domain, mask in data.domain_masks.items():
+        assert design.domain_masks[domain][columns].tolist() == mask.tolist()
+
+
+def test_scope_masks_structural_zeros():
+    concepts = [
+        Concept(name="a"),
+        Concept(name="b", scope=ConceptScope.DOMAIN, domains=("x",)),
+        Concept(name="c", scope=ConceptScope.DOMAIN, domains=("y", "x")),
+    ]
+    shared, masks = scope_masks(concepts, ["x", "y", "z"])
+    assert shared.tolist() == [True, False, False]
+    assert {d: m.tolist() for d, m in masks.items()} == {
+        "x": [True, True, True],
+        "y": [True, False, True],
+        "z": [True, False, False],
+    }
+
+
+def test_fit_stores_a_model_that_reloads_identically(planted):
+    store, _ = planted
+    report = fit_mechanism(store, "planted")
+    assert report.pairs == 360 and len(report.cv_table) == 9 and 0.5 < report.cv_accuracy <= 1
+    again = fit_mechanism(store, "planted")
+    assert again.model_id == report.model_id and len(store.models(mechanism="planted")) == 1  # same inputs, same id
+    record, model = load_model(store, "planted")
+    design = load_design(store, "planted")
+    scores = model.decision_function(design.X, domains=design.domains)
+    assert np.isfinite(scores).all() and model.score(design.X, design.y, domains=design.domains) > 0.6
+
+
+def test_explanations_global_and_local(planted, tmp_path):
+    store, data = planted
+    fit_mechanism(store, "planted")
+    explanation = explain_global(store, "planted", top_k=3, out_dir=tmp_path)
+    assert len(explanation.lift.domains) == 3 and all(len(d.concepts) == 3 for d in explanation.lift.domains)
+    assert (tmp_path / explanation.png.split("/")[-1]).stat().st_size > 1000
+    assert json.loads((tmp_path / explanation.json_path.split("/")[-1]).read_text())["model_id"] == explanation.model_id
+    record, model = load_model(store, "planted")
+    pair_id = load_design(store, "planted").pair_ids[0]
+    local = explain_pair(store, "planted", pair_id)
+    assert len(local.concepts) == 12
+    concept_ids = record.payload["concept_ids"]
+    names = [{c.id: c.name for c in store.concepts()}[c] for c in concept_ids]
+    x = load_pair_vector(store, pair_id, concept_ids, None)
+
+    def p_a(vector):
+        return model.predict_proba(vector[None, :], domains=np.array([local.domain]))[0, 1]
+
+    # Independent check of the formula for the top concept: 100 * (p(x + e_j) - p(x)) / p(x).
+    top = local.concepts[0]
+    bumped = x.copy()
+    bumped[names.index(top.concept)] += 1
+    assert top.lift == pytest.approx(100 * (p_a(bumped) - p_a(x)) / p_a(x))
+    assert local.p_a == pytest.approx(p_a(x))
+
+
+def test_evaluate_protocols(planted):
+    store, _ = planted
+    (in_domain,) = evaluate_mechanism(store, "planted", protocol="in-domain", models=["hmdr"], repeats=3)
+    assert (
+        len(in_domain.splits) == 3 and in_domain.accuracy.low <= in_domain.accuracy.estimate <= in_domain.accuracy.high
+    )
+    ood = evaluate_mechanism(store, "planted", protocol="ood", models=["hmdr", "shared"], seeds=1)
+    assert [r.model for r in ood] == ["hmdr", "shared"] and {s.held_out_domain for s in ood[0].splits} == {
+        "domain0",
+        "domain1",
+        "domain2",
+    }
+    with pytest.raises(Exception, match="unseen domain"):
+        evaluate_mechanism(store, "planted", protocol="ood", models=["specific"])
+
+
+def test_errors_name_the_problem(planted):
+    store, _ = planted
+    with pytest.raises(StoreError, match="no labels of mechanism 'gpt-9'.*planted"):
+        fit_mechanism(store, "gpt-9")
+    with pytest.raises(StoreError, match="no fitted model"):
+        explain_global(store, "planted")
+    pair_id = load_design(store, "planted").pair_ids[0]
+    concept = store.concepts()[0].id
+    store.put_values([ConceptValue(pair_id=pair_id, concept_id=concept, annotator="someone-else", value=1)])
+    with pytest.raises(StoreError, match="choose one with --annotator"):
+        fit_mechanism(store, "planted")
+    assert fit_mechanism(store, "planted", annotator="planted").pairs == 360
+
+
+def test_import_values_file(store, tmp_path):
+    data = make_planted(2, 4, 2, 10, random_state=0)
+    store_planted(store, data)
+    ids = [r["id"] for r in store.db.query("select id from pairs order by id")]
+    path = tmp_path / "v.csv"
+    path.write_text("pair_id,Brevity,Warmth\n" + "".join(f"{p},{i % 3 - 1},\n" for i, p in enumerate(ids)))
+    assert import_values(store, path, "me") == len(ids)
+    assert "brevity" in {c.id for c in store.concepts()}
+    before = store.content_digest()
+    path.write_text("pair_id,Brevity\nnot-a-pair,1\n")
+    with pytest.raises(InputError) as caught:
+        import_values(store, path, "me")
+    assert (caught.value.line, caught.value.field) == (2, "pair_id")
+    path.write_text(f"pair_id,Brevity\n{ids[0]},lots\n")
+    with pytest.raises(InputError, match="expected a number, found 'lots'"):
+        import_values(store, path, "me")
+    assert store.content_digest() == before
+
+
+def test_cli_fit_evaluate_explain(tmp_path):
+    db = str(tmp_path / "p.db")
+    for args in (
+        ["planted", "--db", db, "--domains", "3", "--concepts", "12", "--shared", "4", "--pairs-per-domain", "80"],
+        ["fit", "--db", db, "-m", "planted"],
+        [
+            "evaluate",
+            "--db",
+            db,
+            "-m",
+            "planted",
+            "--protocol",
+            "ood",
+            "--model",
+            "hmdr",
+            "--model",
+            "flat",
+            "--seeds",
+            "1",
+        ],
+        ["explain", "--db", db, "-m", "planted", "--top", "3", "--out", str(tmp_path / "r")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert (
+        "held out"
+        in runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--protocol", "ood", "--seeds", "1"]).output
+    )
+    assert len(list((tmp_path / "r").glob("*.png"))) == 1
+    bad = runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--model", "forest"])
+    assert bad.exit_code != 0 and "unknown model 'forest'" in bad.output

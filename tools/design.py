@@ -1,0 +1,181 @@
+"""From the store to the regression's arrays: one mechanism's labels and the concept vectors of its pairs.
+
+Also the reverse for synthetic data: planted concept vectors written into a store, so every command
+that reads vectors from the store can be tried before any LLM annotation exists.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
+from tools.errors import StoreError
+from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
+from tools.planted import PlantedData
+from tools.store import ConceptStore
+
+_Y = {Verdict.A.value: 1, Verdict.B.value: -1, Verdict.TIE.value: 0}
+
+
+@dataclass(frozen=True)
+class Design:
+    """The regression's inputs for one mechanism: rows are pairs, columns concepts.
+
+    ``y`` is +1 when A was preferred, -1 for B and 0 for a tie (ties count 0.5 in accuracy and are
+    left out of training). ``shared_mask`` and ``domain_masks`` carry the concepts' scopes.
+    """
+
+    X: NDArray[np.float64]
+    y: NDArray[np.int64]
+    domains: NDArray[np.str_]
+    pair_ids: list[str]
+    concepts: list[Concept]
+    shared_mask: NDArray[np.bool_]
+    domain_masks: dict[str, NDArray[np.bool_]]
+
+    @property
+    def concept_ids(self) -> list[str]:
+        return [c.id for c in self.concepts]
+
+    @property
+    def concept_names(self) -> list[str]:
+        return [c.name for c in self.concepts]
+
+    def without_ties(self) -> Design:
+        keep = self.y != 0
+        return Design(
+            self.X[keep],
+            self.y[keep],
+            self.domains[keep],
+            [p for p, k in zip(self.pair_ids, keep, strict=True) if k],
+            self.concepts,
+            self.shared_mask,
+            self.domain_masks,
+        )
+
+
+def scope_masks(
+    concepts: Sequence[Concept], domains: Sequence[str]
+) -> tuple[NDArray[np.bool_], dict[str, NDArray[np.bool_]]]:
+    """Structural zeros: shared weights only on shared concepts; a domain's deviation on the shared
+    concepts and the concepts specific to that domain."""
+    shared = np.array([c.scope is ConceptScope.SHARED for c in concepts], dtype=bool)
+    masks = {d: shared | np.array([d in c.domains for c in concepts], dtype=bool) for d in domains}
+    return shared, masks
+
+
+def load_design(
+    store: ConceptStore,
+    mechanism: str,
+    *,
+    annotator: str | None = None,
+    source: str | None = None,
+    concept_ids: Sequence[str] | None = None,
+) -> Design:
+    """Labels of ``mechanism`` with the concept vectors of the same pairs.
+
+    ``annotator`` picks whose values to use; by default every annotator's, as long as no concept has
+    values from two annotators (then the choice must be explicit).
+    """
+    rows = store.label_rows(source=source, mechanism=mechanism)
+    if not rows:
+        known = ", ".join(m.name for m in store.mechanisms()) or "none"
+        raise StoreError(f"{store.path}: no labels of mechanism {mechanism!r} (known: {known})")
+    concepts = store.concepts()
+    if concept_ids is not None:
+        by_id = {c.id: c for c in concepts}
+        missing = [c for c in concept_ids if c not in by_id]
+        if missing:
+            raise StoreError(f"{store.path}: unknown concept(s) {', '.join(missing)}")
+        concepts = [by_id[c] for c in concept_ids]
+    if not concepts:
+        raise StoreError(f"{store.path}: no concepts yet (discover or add some, or import concept values)")
+    pair_ids = [r["pair_id"] for r in rows]
+    X = _values(store, pair_ids, [c.id for c in concepts], annotator)
+    domains = np.array([r["domain"] for r in rows])
+    shared, masks = scope_masks(concepts, sorted(set(domains)))
+    y = np.array([_Y[r["verdict"]] for r in rows], dtype=np.int64)
+    return Design(X, y, domains, pair_ids, concepts, shared, masks)
+
+
+def _values(
+    store: ConceptStore, pair_ids: list[str], concept_ids: list[str], annotator: str | None
+) -> NDArray[np.float64]:
+    row_of = {p: i for i, p in enumerate(pair_ids)}
+    col_of = {c: j for j, c in enumerate(concept_ids)}
+    query = "select pair_id, concept_id, annotator, value from concept_values"
+    args: list[str] = []
+    if annotator is not None:
+        query += " where annotator = ?"
+        args.append(annotator)
+    annotators: dict[str, set[str]] = defaultdict(set)
+    cells: list[tuple[int, int, float]] = []
+    for row in store.db.query(query, args):
+        i, j = row_of.get(row["pair_id"]), col_of.get(row["concept_id"])
+        if i is not None and j is not None:
+            annotators[row["concept_id"]].add(row["annotator"])
+            cells.append((i, j, row["value"]))
+    ambiguous = {c: sorted(a) for c, a in annotators.items() if len(a) > 1}
+    if ambiguous:
+        first = next(iter(ambiguous))
+        raise StoreError(
+            f"concept {first!r} has values from {', '.join(ambiguous[first])}: choose one with --annotator"
+        )
+    X = np.zeros((len(pair_ids), len(concept_ids)))
+    if cells:
+        i, j, v = (np.array(column) for column in zip(*cells, strict=True))
+        X[i.astype(int), j.astype(int)] = v
+    return X
+
+
+PLANTED_ANNOTATOR = "planted"
+
+
+def store_planted(
+    store: ConceptStore, data: PlantedData, *, mechanism: str = "planted", source: str = "planted"
+) -> int:
+    """Write planted vectors into a store as pairs (placeholder texts), labels, concepts and values."""
+    shared_ids = set(np.flatnonzero(data.shared_mask))
+    concepts = [
+        Concept(
+            name=name,
+            definition=f"Synthetic concept {name} (planted data).",
+            kind=ConceptKind.MANUAL,
+            scope=ConceptScope.SHARED if j in shared_ids else ConceptScope.DOMAIN,
+            domains=() if j in shared_ids else tuple(d for d in data.domain_names if data.domain_masks[d][j]),
+            provenance={"planted": True, "coef_shared": float(data.coef_shared[j])},
+        )
+        for j, name in enumerate(data.concept_names)
+    ]
+    items = [
+        LabeledPair(
+            pair=Pair(
+                query=f"planted query {i}",
+                response_a=f"planted response A{i}",
+                response_b=f"planted response B{i}",
+                domain=str(data.domains[i]),
+                source=source,
+            ),
+            labels=[Label(mechanism=mechanism, verdict=Verdict.A if data.y[i] > 0 else Verdict.B)],
+        )
+        for i in range(len(data.y))
+    ]
+    values = [
+        ConceptValue(
+            pair_id=item.pair.id, concept_id=concepts[j].id, annotator=PLANTED_ANNOTATOR, value=float(data.X[i, j])
+        )
+        for i, item in enumerate(items)
+        for j in np.flatnonzero(data.X[i])
+    ]
+    with store.atomic():
+        store.add_labeled_pairs(
+            items, [Mechanism(name=mechanism, kind=MechanismKind.UNKNOWN, description="planted labels")]
+        )
+        store.upsert_concepts(concepts)
+        store.put_values(values)
+    return len(items)
