@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, create_model
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate, Request
-from tools.measured import MEASURED_ANNOTATOR, measure_pairs, measured_concepts
+from tools.measured import measure_pairs, measured_concepts
 from tools.pairs import Pair
 from tools.prompting import load_prompt
 from tools.store import ConceptStore
@@ -64,13 +64,22 @@ class AnnotationResult(BaseModel):
 
 def applicable_concepts(concepts: Sequence[Concept], domain: str) -> list[Concept]:
     """Shared concepts plus the domain's own; measured ones are annotated by code, not asked."""
-    return [c for c in concepts if c.kind is not ConceptKind.MEASURED
-            and (c.scope is ConceptScope.SHARED or domain in c.domains)]
+    return [
+        c
+        for c in concepts
+        if c.kind is not ConceptKind.MEASURED and (c.scope is ConceptScope.SHARED or domain in c.domains)
+    ]
 
 
 class Annotation:
-    def __init__(self, store: ConceptStore, llm: LLM | None, config: AnnotationConfig, max_chars: int = 6000,
-                 progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        store: ConceptStore,
+        llm: LLM | None,
+        config: AnnotationConfig,
+        max_chars: int = 6000,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         if config.llm_concepts and llm is None:
             raise WhyprefError("LLM annotation needs an LLM (or use measured concepts only)")
         self.store, self.llm, self.config, self.max_chars = store, llm, config, max_chars
@@ -96,8 +105,9 @@ class Annotation:
         """Each pair with the applicable concepts it has no value for yet (from this annotator)."""
         concepts = self.store.concepts()
         have = defaultdict(set)
-        for row in self.store.db.query("select pair_id, concept_id from concept_values where annotator = ?",
-                                       [self.annotator]):
+        for row in self.store.db.query(
+            "select pair_id, concept_id from concept_values where annotator = ?", [self.annotator]
+        ):
             have[row["pair_id"]].add(row["concept_id"])
         todo = []
         for pair in pairs:
@@ -120,10 +130,20 @@ class Annotation:
         for pair, concepts in todo:
             for chunk in self._chunks(concepts):
                 schema = _answer_schema("Relevance", [f"c{i}" for i in range(1, len(chunk) + 1)], bool)
-                requests.append(Request("relevance", prompt.render(
-                    query=_cut(pair.query_text, self.max_chars), response_a=_cut(pair.response_a, self.max_chars),
-                    response_b=_cut(pair.response_b, self.max_chars), concepts=self._listing(chunk)),
-                    schema, max_tokens=12 * len(chunk) + 20, expected_tokens=7 * len(chunk) + 5))
+                requests.append(
+                    Request(
+                        "relevance",
+                        prompt.render(
+                            query=_cut(pair.query_text, self.max_chars),
+                            response_a=_cut(pair.response_a, self.max_chars),
+                            response_b=_cut(pair.response_b, self.max_chars),
+                            concepts=self._listing(chunk),
+                        ),
+                        schema,
+                        max_tokens=12 * len(chunk) + 20,
+                        expected_tokens=7 * len(chunk) + 5,
+                    )
+                )
         return requests
 
     def _filter(self, todo) -> tuple[list[tuple[Pair, list[Concept]]], list[ConceptValue]]:
@@ -139,8 +159,15 @@ class Annotation:
                     if answer is None or getattr(answer, f"c{i}"):
                         relevant.append(concept)
                     else:
-                        zeros.append(ConceptValue(pair_id=pair.id, concept_id=concept.id, annotator=self.annotator,
-                                                  value=0.0, detail={"relevant": False}))
+                        zeros.append(
+                            ConceptValue(
+                                pair_id=pair.id,
+                                concept_id=concept.id,
+                                annotator=self.annotator,
+                                value=0.0,
+                                detail={"relevant": False},
+                            )
+                        )
             if relevant:
                 kept.append((pair, relevant))
         return kept, zeros
@@ -152,10 +179,20 @@ class Annotation:
             for chunk in self._chunks(concepts):
                 schema = _answer_schema("Comparison", [f"c{i}" for i in range(1, len(chunk) + 1)], (0, 1, 2))
                 for first, second in ((pair.response_a, pair.response_b), (pair.response_b, pair.response_a)):
-                    requests.append(Request("compare", prompt.render(
-                        query=_cut(pair.query_text, self.max_chars), first=_cut(first, self.max_chars),
-                        second=_cut(second, self.max_chars), concepts=self._listing(chunk)),
-                        schema, max_tokens=10 * len(chunk) + 20, expected_tokens=6 * len(chunk) + 5))
+                    requests.append(
+                        Request(
+                            "compare",
+                            prompt.render(
+                                query=_cut(pair.query_text, self.max_chars),
+                                first=_cut(first, self.max_chars),
+                                second=_cut(second, self.max_chars),
+                                concepts=self._listing(chunk),
+                            ),
+                            schema,
+                            max_tokens=10 * len(chunk) + 20,
+                            expected_tokens=6 * len(chunk) + 5,
+                        )
+                    )
         return requests
 
     def _comp_values(self, todo, answers) -> tuple[list[ConceptValue], int, int]:
@@ -174,8 +211,15 @@ class Annotation:
                     if first:
                         decided += 1
                         confirmed += value != 0
-                    values.append(ConceptValue(pair_id=pair.id, concept_id=concept.id, annotator=self.annotator,
-                                               value=float(value), detail={"ab": first, "ba": swapped}))
+                    values.append(
+                        ConceptValue(
+                            pair_id=pair.id,
+                            concept_id=concept.id,
+                            annotator=self.annotator,
+                            value=float(value),
+                            detail={"ab": first, "ba": swapped},
+                        )
+                    )
         return values, confirmed, decided
 
     def _score_requests(self, todo) -> list[Request]:
@@ -185,10 +229,19 @@ class Annotation:
             for chunk in self._chunks(concepts):
                 schema = _answer_schema("Scores", [f"c{i}" for i in range(1, len(chunk) + 1)], tuple(range(8)))
                 for response in (pair.response_a, pair.response_b):
-                    requests.append(Request("score", prompt.render(
-                        query=_cut(pair.query_text, self.max_chars), response=_cut(response, self.max_chars),
-                        concepts=self._listing(chunk)),
-                        schema, max_tokens=10 * len(chunk) + 20, expected_tokens=6 * len(chunk) + 5))
+                    requests.append(
+                        Request(
+                            "score",
+                            prompt.render(
+                                query=_cut(pair.query_text, self.max_chars),
+                                response=_cut(response, self.max_chars),
+                                concepts=self._listing(chunk),
+                            ),
+                            schema,
+                            max_tokens=10 * len(chunk) + 20,
+                            expected_tokens=6 * len(chunk) + 5,
+                        )
+                    )
         return requests
 
     def _score_values(self, todo, answers) -> list[ConceptValue]:
@@ -202,15 +255,23 @@ class Annotation:
                 for i, concept in enumerate(chunk, 1):
                     sa, sb = getattr(a, f"c{i}"), getattr(b, f"c{i}")
                     value = float(sa - sb) if sa and sb else 0.0
-                    values.append(ConceptValue(pair_id=pair.id, concept_id=concept.id, annotator=self.annotator,
-                                               value=value, detail={"a": sa, "b": sb}))
+                    values.append(
+                        ConceptValue(
+                            pair_id=pair.id,
+                            concept_id=concept.id,
+                            annotator=self.annotator,
+                            value=value,
+                            detail={"a": sa, "b": sb},
+                        )
+                    )
         return values
 
     def run(self, pairs: Sequence[Pair]) -> AnnotationResult:
         measured = self.measure(pairs)
         if not self.config.llm_concepts:
-            return AnnotationResult(pairs=len(pairs), values_written=0, measured_values=measured,
-                                    swap_consistent=None, missing_answers=0)
+            return AnnotationResult(
+                pairs=len(pairs), values_written=0, measured_values=measured, swap_consistent=None, missing_answers=0
+            )
         todo = self._todo(pairs)
         zeros: list[ConceptValue] = []
         if self.config.relevance and todo:
@@ -223,7 +284,9 @@ class Annotation:
         written = self.store.put_values(zeros + values)
         assert self.llm is not None
         return AnnotationResult(
-            pairs=len(pairs), values_written=written, measured_values=measured,
+            pairs=len(pairs),
+            values_written=written,
+            measured_values=measured,
             swap_consistent=confirmed / decided if decided else None,
             missing_answers=self.llm.usage.total.missing,
         )

@@ -96,6 +96,7 @@ class DiscoveryConfig(BaseModel):
     batch_size: int = Field(default=5, ge=1)
     concepts_per_batch: int = Field(default=10, ge=1, le=20)
     taxonomy_sample: int = Field(default=30, ge=1)  # queries shown when proposing the tag lists
+    min_pairs_to_tag: int = Field(default=20, ge=1)  # smaller domains are one group: tags would not help
     queries_per_tag_call: int = Field(default=10, ge=1)
     pairs_per_merge_call: int = Field(default=10, ge=1)
     concepts_per_definition_call: int = Field(default=5, ge=1)
@@ -173,7 +174,9 @@ class _DomainPairs:
     chosen_is_a: list[bool]
 
 
-def _labelled_pairs(store: ConceptStore, mechanism: str, source: str | None, domains: Sequence[str] | None) -> list[_DomainPairs]:
+def _labelled_pairs(
+    store: ConceptStore, mechanism: str, source: str | None, domains: Sequence[str] | None
+) -> list[_DomainPairs]:
     verdicts = {r["pair_id"]: r["verdict"] for r in store.label_rows(source=source, mechanism=mechanism)}
     if not verdicts:
         raise WhyprefError(f"{store.path}: no labels of mechanism {mechanism!r} to discover concepts from")
@@ -195,8 +198,14 @@ def _labelled_pairs(store: ConceptStore, mechanism: str, source: str | None, dom
 class Discovery:
     """Runs stage 1 over a store with one LLM; every stage's calls are cached by content."""
 
-    def __init__(self, store: ConceptStore, llm: LLM, config: DiscoveryConfig, max_chars: int = 6000,
-                 progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        store: ConceptStore,
+        llm: LLM,
+        config: DiscoveryConfig,
+        max_chars: int = 6000,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         self.store, self.llm, self.config, self.max_chars = store, llm, config, max_chars
         self.progress = progress or (lambda stage, done, total: None)
 
@@ -210,39 +219,63 @@ class Discovery:
         rng = random.Random(self.config.seed)
         requests = []
         for entry in data:
+            if len(entry.pairs) < self.config.min_pairs_to_tag:
+                continue
             queries = [_cut(p.query_text, 300) for p in entry.pairs]
             sample = rng.sample(queries, min(len(queries), self.config.taxonomy_sample))
-            requests.append(Request("tag", prompt.render(domain=entry.domain, queries=sample), Taxonomy,
-                                    max_tokens=300, expected_tokens=120))
+            requests.append(
+                Request(
+                    "tag",
+                    prompt.render(domain=entry.domain, queries=sample),
+                    Taxonomy,
+                    max_tokens=300,
+                    expected_tokens=120,
+                )
+            )
         return requests
 
     def _tag_requests(self, entry: _DomainPairs, taxonomy: Taxonomy) -> list[Request[QueryTags]]:
         prompt = load_prompt("tag_queries")
         step = self.config.queries_per_tag_call
         return [
-            Request("tag", prompt.render(domain=entry.domain, subdomains=taxonomy.subdomains, tasks=taxonomy.tasks,
-                                         queries=[_cut(p.query_text, 300) for p in entry.pairs[i : i + step]]),
-                    QueryTags, max_tokens=40 * step, expected_tokens=20 * step)
+            Request(
+                "tag",
+                prompt.render(
+                    domain=entry.domain,
+                    subdomains=taxonomy.subdomains,
+                    tasks=taxonomy.tasks,
+                    queries=[_cut(p.query_text, 300) for p in entry.pairs[i : i + step]],
+                ),
+                QueryTags,
+                max_tokens=40 * step,
+                expected_tokens=20 * step,
+            )
             for i in range(0, len(entry.pairs), step)
         ]
 
     def tag(self, data: list[_DomainPairs]) -> list[list[tuple[str, str]]]:
         """(sub-domain, task) of every pair of every domain; untagged pairs get ('other', 'other')."""
-        taxonomies = self._run("tag", self._taxonomy_requests(data))
+        small = [len(e.pairs) < self.config.min_pairs_to_tag for e in data]
+        if all(small):
+            return [[("other", "other")] * len(e.pairs) for e in data]
+        answers = iter(self._run("tag", self._taxonomy_requests(data)))
+        taxonomies = [None if is_small else next(answers) for is_small in small]
         per_domain = [self._tag_requests(e, t) if t else [] for e, t in zip(data, taxonomies, strict=True)]
-        answers = self._run("tag", [r for rs in per_domain for r in rs])
+        tag_answers = self._run("tag", [r for rs in per_domain for r in rs])
         tags = []
         cursor = 0
         for entry, taxonomy, requests in zip(data, taxonomies, per_domain, strict=True):
             labels = [("other", "other")] * len(entry.pairs)
             for k in range(len(requests)):
-                answer = answers[cursor + k]
+                answer = tag_answers[cursor + k]
                 start = k * self.config.queries_per_tag_call
                 for tag in answer.tags if answer else []:
                     i = start + tag.index - 1
                     if start <= i < min(start + self.config.queries_per_tag_call, len(labels)) and taxonomy:
-                        labels[i] = (tag.subdomain if tag.subdomain in taxonomy.subdomains else "other",
-                                     tag.task if tag.task in taxonomy.tasks else "other")
+                        labels[i] = (
+                            tag.subdomain if tag.subdomain in taxonomy.subdomains else "other",
+                            tag.task if tag.task in taxonomy.tasks else "other",
+                        )
             cursor += len(requests)
             tags.append(labels)
         return tags
@@ -278,14 +311,31 @@ class Discovery:
             shown = []
             for i in members:
                 pair, chosen_a = entry.pairs[i], entry.chosen_is_a[i]
-                chosen, rejected = (pair.response_a, pair.response_b) if chosen_a else (pair.response_b, pair.response_a)
-                shown.append({"query": _cut(pair.query_text, 1000), "chosen": _cut(chosen, self.max_chars // 2),
-                              "rejected": _cut(rejected, self.max_chars // 2)})
+                chosen, rejected = (
+                    (pair.response_a, pair.response_b) if chosen_a else (pair.response_b, pair.response_a)
+                )
+                shown.append(
+                    {
+                        "query": _cut(pair.query_text, 1000),
+                        "chosen": _cut(chosen, self.max_chars // 2),
+                        "rejected": _cut(rejected, self.max_chars // 2),
+                    }
+                )
             avoid = list(GENERIC_CONCEPTS) if number % 2 == 1 else []
-            requests.append((framing, Request("propose", prompt.render(
-                framing=framing, pairs=shown, n_concepts=self.config.concepts_per_batch, avoid=avoid),
-                Proposal, max_tokens=60 * self.config.concepts_per_batch,
-                expected_tokens=35 * self.config.concepts_per_batch)))
+            requests.append(
+                (
+                    framing,
+                    Request(
+                        "propose",
+                        prompt.render(
+                            framing=framing, pairs=shown, n_concepts=self.config.concepts_per_batch, avoid=avoid
+                        ),
+                        Proposal,
+                        max_tokens=60 * self.config.concepts_per_batch,
+                        expected_tokens=35 * self.config.concepts_per_batch,
+                    ),
+                )
+            )
         return requests
 
     def propose(self, data: list[_DomainPairs], batches) -> dict[str, Candidate]:
@@ -316,10 +366,23 @@ class Discovery:
         step = self.config.pairs_per_merge_call
         chunks = [pairs[i : i + step] for i in range(0, len(pairs), step)]
         requests = [
-            Request("merge", prompt.render(candidates=[
-                {"a": a, "a_description": candidates[by_name[a]].descriptions[0],
-                 "b": b, "b_description": candidates[by_name[b]].descriptions[0]} for a, b in chunk]),
-                MergeVerdicts, max_tokens=20 * len(chunk), expected_tokens=12 * len(chunk))
+            Request(
+                "merge",
+                prompt.render(
+                    candidates=[
+                        {
+                            "a": a,
+                            "a_description": candidates[by_name[a]].descriptions[0],
+                            "b": b,
+                            "b_description": candidates[by_name[b]].descriptions[0],
+                        }
+                        for a, b in chunk
+                    ]
+                ),
+                MergeVerdicts,
+                max_tokens=20 * len(chunk),
+                expected_tokens=12 * len(chunk),
+            )
             for chunk in chunks
         ]
         answers = self._run("merge", requests)
@@ -360,9 +423,17 @@ class Discovery:
         step = self.config.concepts_per_definition_call
         chunks = [keys[i : i + step] for i in range(0, len(keys), step)]
         requests = [
-            Request("define", prompt.render(concepts=[
-                {"name": candidates[k].name, "descriptions": candidates[k].descriptions[:5]} for k in chunk]),
-                Definitions, max_tokens=120 * len(chunk), expected_tokens=60 * len(chunk))
+            Request(
+                "define",
+                prompt.render(
+                    concepts=[
+                        {"name": candidates[k].name, "descriptions": candidates[k].descriptions[:5]} for k in chunk
+                    ]
+                ),
+                Definitions,
+                max_tokens=120 * len(chunk),
+                expected_tokens=60 * len(chunk),
+            )
             for chunk in chunks
         ]
         answers = self._run("define", requests)
@@ -389,23 +460,32 @@ class Discovery:
         for key, c in merged.items():
             generic = c.name in GENERIC_CONCEPTS
             shared = generic or len(c.domains) * 2 >= n_domains
-            concepts.append(Concept(
-                name=c.name,
-                definition=definitions[key],
-                kind=ConceptKind.GENERIC if generic else ConceptKind.LLM,
-                scope=ConceptScope.SHARED if shared else ConceptScope.DOMAIN,
-                domains=() if shared else tuple(sorted(c.domains)),
-                provenance={
-                    "model": self.llm.model_id, "mechanism": self.config.mechanism,
-                    "domain_counts": dict(sorted(c.domains.items())), "batches": c.batches,
-                    "framings": dict(c.framings), "descriptions": c.descriptions[:10], "merged": c.merged,
-                },
-            ))
+            concepts.append(
+                Concept(
+                    name=c.name,
+                    definition=definitions[key],
+                    kind=ConceptKind.GENERIC if generic else ConceptKind.LLM,
+                    scope=ConceptScope.SHARED if shared else ConceptScope.DOMAIN,
+                    domains=() if shared else tuple(sorted(c.domains)),
+                    provenance={
+                        "model": self.llm.model_id,
+                        "mechanism": self.config.mechanism,
+                        "domain_counts": dict(sorted(c.domains.items())),
+                        "batches": c.batches,
+                        "framings": dict(c.framings),
+                        "descriptions": c.descriptions[:10],
+                        "merged": c.merged,
+                    },
+                )
+            )
         ids = self.store.upsert_concepts(concepts)
         return DiscoveryResult(
-            concepts=ids, shared=sum(c.scope is ConceptScope.SHARED for c in concepts),
-            specific=sum(c.scope is ConceptScope.DOMAIN for c in concepts), proposed=len(proposed),
-            merges=merges, batches=len(batches),
+            concepts=ids,
+            shared=sum(c.scope is ConceptScope.SHARED for c in concepts),
+            specific=sum(c.scope is ConceptScope.DOMAIN for c in concepts),
+            proposed=len(proposed),
+            merges=merges,
+            batches=len(batches),
         )
 
     def estimate(self, source: str | None = None, domains: Sequence[str] | None = None) -> dict[str, Estimate]:
@@ -414,18 +494,21 @@ class Discovery:
         data = _labelled_pairs(self.store, self.config.mechanism, source, domains)
         estimates = {"tag": self.llm.estimate(self._taxonomy_requests(data))}
         step = self.config.queries_per_tag_call
-        tag_calls = sum(-(-len(e.pairs) // step) for e in data)
-        query_tokens = sum(estimate_tokens(p.query_text[:300]) for e in data for p in e.pairs)
+        tagged = [e for e in data if len(e.pairs) >= self.config.min_pairs_to_tag]
+        tag_calls = sum(-(-len(e.pairs) // step) for e in tagged)
+        query_tokens = sum(estimate_tokens(p.query_text[:300]) for e in tagged for p in e.pairs)
         estimates["tag"].calls += tag_calls
         estimates["tag"].prompt_tokens += query_tokens + 150 * tag_calls
-        estimates["tag"].completion_tokens += 20 * sum(len(e.pairs) for e in data)
+        estimates["tag"].completion_tokens += 20 * sum(len(e.pairs) for e in tagged)
         batches = self.batches(data, [[("other", "other")] * len(e.pairs) for e in data])
         estimates["propose"] = self.llm.estimate([r for _, r in self._proposal_requests(data, batches)])
         names = len(batches) * self.config.concepts_per_batch // 2 + len(GENERIC_CONCEPTS)  # about half repeat
         merge_calls = -(-names // self.config.pairs_per_merge_call)
         define_calls = -(-names // self.config.concepts_per_definition_call)
-        estimates["merge"] = Estimate(calls=merge_calls, cached=0, prompt_tokens=400 * merge_calls,
-                                      completion_tokens=120 * merge_calls)
-        estimates["define"] = Estimate(calls=define_calls, cached=0, prompt_tokens=500 * define_calls,
-                                       completion_tokens=300 * define_calls)
+        estimates["merge"] = Estimate(
+            calls=merge_calls, cached=0, prompt_tokens=400 * merge_calls, completion_tokens=120 * merge_calls
+        )
+        estimates["define"] = Estimate(
+            calls=define_calls, cached=0, prompt_tokens=500 * define_calls, completion_tokens=300 * define_calls
+        )
         return estimates

@@ -71,8 +71,10 @@ class Usage:
 
     def line(self) -> str:
         t = self.total
-        return (f"{t.calls} LLM calls ({t.cached} cached, {t.missing} missing), "
-                f"{t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion tokens")
+        return (
+            f"{t.calls} LLM calls ({t.cached} cached, {t.missing} missing), "
+            f"{t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion tokens"
+        )
 
 
 def estimate_tokens(text: str) -> int:
@@ -118,17 +120,25 @@ class LLM:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, store: ConceptStore | None = None) -> LLM:
         chat, model_id = chat_model(settings := settings or Settings())
-        return cls(chat, model_id, store=store, temperature=settings.temperature,
-                   max_concurrency=settings.max_concurrency, validation_retries=settings.validation_retries)
+        return cls(
+            chat,
+            model_id,
+            store=store,
+            temperature=settings.temperature,
+            max_concurrency=settings.max_concurrency,
+            validation_retries=settings.validation_retries,
+        )
 
     def key(self, request: Request[Any]) -> str:
-        return content_key({
-            "model": self.model_id,
-            "messages": request.messages,
-            "schema": request.schema.model_json_schema(),
-            "temperature": self.temperature,
-            "max_tokens": request.max_tokens,
-        })
+        return content_key(
+            {
+                "model": self.model_id,
+                "messages": request.messages,
+                "schema": request.schema.model_json_schema(),
+                "temperature": self.temperature,
+                "max_tokens": request.max_tokens,
+            }
+        )
 
     def estimate(self, requests: Sequence[Request[Any]]) -> Estimate:
         """What running these requests would cost: calls not in the cache, and their tokens."""
@@ -155,21 +165,31 @@ class LLM:
             usage.missing += 1
         if self.store is not None and raw is not None:  # transport failures are not cached: retry next run
             response = {"missing": True, "raw": raw} if parsed is None else {"parsed": parsed.model_dump(mode="json")}
-            self.store.cache_call(CachedCall(key=key, model=self.model_id, request={"messages": [list(m) for m in request.messages],
-                                             "schema": request.schema.__name__}, response=response,
-                                             prompt_tokens=tokens[0], completion_tokens=tokens[1]))
+            self.store.cache_call(
+                CachedCall(
+                    key=key,
+                    model=self.model_id,
+                    request={"messages": [list(m) for m in request.messages], "schema": request.schema.__name__},
+                    response=response,
+                    prompt_tokens=tokens[0],
+                    completion_tokens=tokens[1],
+                )
+            )
         return parsed
 
     async def _ask_model(self, request: Request[T], usage: StageUsage) -> tuple[T | None, str | None, tuple[int, int]]:
-        bound = self.chat.bind(response_format=_response_format(request.schema), temperature=self.temperature,
-                               max_tokens=request.max_tokens)
+        bound = self.chat.bind(
+            response_format=_response_format(request.schema),
+            temperature=self.temperature,
+            max_tokens=request.max_tokens,
+        )
         conversation = list(request.messages)
         raw: str | None = None
         tokens = (0, 0)
         for _ in range(1 + self.validation_retries):
             try:
                 message = await bound.ainvoke(_messages(conversation))
-            except Exception as error:  # noqa: BLE001 - a failed call is recorded as missing, never fatal
+            except Exception:  # noqa: BLE001 - a failed call is recorded as missing, never fatal
                 usage.calls += 1
                 return None, raw, tokens
             usage.calls += 1
@@ -220,12 +240,22 @@ def chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
 
     if settings.base_url:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        chat = ChatOpenAI(base_url=settings.base_url, api_key=key, model=settings.model,  # type: ignore[arg-type]
-                          max_retries=settings.max_retries, timeout=settings.timeout)
+        chat = ChatOpenAI(
+            base_url=settings.base_url,
+            api_key=key,
+            model=settings.model,  # type: ignore[arg-type]
+            max_retries=settings.max_retries,
+            timeout=settings.timeout,
+        )
         return chat, f"{settings.model}@{settings.base_url}"
     from tools.embedded import start_embedded
 
     server = start_embedded(settings)
-    chat = ChatOpenAI(base_url=server.base_url, api_key="local", model="local",  # type: ignore[arg-type]
-                      max_retries=settings.max_retries, timeout=settings.timeout)
+    chat = ChatOpenAI(
+        base_url=server.base_url,
+        api_key="local",
+        model="local",  # type: ignore[arg-type]
+        max_retries=settings.max_retries,
+        timeout=settings.timeout,
+    )
     return chat, server.model_id

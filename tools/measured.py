@@ -39,9 +39,10 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _STOP = frozenset(
-    "a an the and or but if of to in on at for with by from as is are was were be been it this that these those "
-    "i you he she we they my your our their me him her them what which who how why when where do does did can "
-    "could would should will shall not no yes so than then there here about into over under up down out".split()
+    "a an the and or but if of to in on at for with by from as is are was were be been it this that "
+    "these those i you he she we they my your our their me him her them what which who how why when "
+    "where do does did can could would should will shall not no yes so than then there here about into "
+    "over under up down out ".split()
 )
 
 
@@ -96,39 +97,85 @@ class Measure:
 
 
 MEASURES: tuple[Measure, ...] = (
-    Measure("Length", "A high score indicates the response has more words; a low score, fewer.",
-            lambda r, q: float(len(_words(r)))),
-    Measure("List Formatting", "A high score indicates more bulleted or numbered list items; a low score, none.",
-            lambda r, q: float(len(_LIST_ITEM.findall(r)))),
-    Measure("Headings", "A high score indicates more section headings; a low score, none.",
-            lambda r, q: float(len(_HEADING.findall(r)))),
-    Measure("Code Blocks", "A high score indicates more fenced code blocks; a low score, none.",
-            lambda r, q: float(r.count("```") // 2)),
+    Measure(
+        "Length",
+        "A high score indicates the response has more words; a low score, fewer.",
+        lambda r, q: float(len(_words(r))),
+    ),
+    Measure(
+        "List Formatting",
+        "A high score indicates more bulleted or numbered list items; a low score, none.",
+        lambda r, q: float(len(_LIST_ITEM.findall(r))),
+    ),
+    Measure(
+        "Headings",
+        "A high score indicates more section headings; a low score, none.",
+        lambda r, q: float(len(_HEADING.findall(r))),
+    ),
+    Measure(
+        "Code Blocks",
+        "A high score indicates more fenced code blocks; a low score, none.",
+        lambda r, q: float(r.count("```") // 2),
+    ),
     Measure("Links", "A high score indicates more URLs; a low score, none.", lambda r, q: float(len(_URL.findall(r)))),
-    Measure("Numbers", "A high score indicates more numbers and figures; a low score, none.",
-            lambda r, q: float(len(_NUMBER.findall(r)))),
-    Measure("Emphasis", "A high score indicates more bold or italic emphasis; a low score, none.",
-            lambda r, q: float(len(_EMPHASIS.findall(r)))),
-    Measure("Paragraphs", "A high score indicates more paragraphs; a low score, a single block of text.",
-            lambda r, q: float(len([p for p in re.split(r"\n\s*\n", r) if p.strip()]))),
-    Measure("Hedging", "A high score indicates more hedging words (might, perhaps, usually...); a low score, none.",
-            lambda r, q: float(len(_HEDGES.findall(r)))),
-    Measure("Refusal or Apology", "A high score indicates refusal or apology phrases; a low score, none.",
-            lambda r, q: float(len(_REFUSAL.findall(r)))),
-    Measure("Questions to User", "A high score indicates more questions asked back to the user; a low score, none.",
-            lambda r, q: float(len(re.findall(r"\?(?:\s|$)", r)))),
-    Measure("Repetition", "A high score indicates more repeated word sequences; a low score, no repetition.",
-            lambda r, q: _repetition(r)),
-    Measure("Query Overlap", "A high score indicates the response reuses more of the request's words; a low score, few.",
-            _query_overlap),
-    Measure("Readability", "A high score indicates easier text (Flesch reading ease); a low score, harder text.",
-            lambda r, q: max(flesch_reading_ease(r), 0.0)),
+    Measure(
+        "Numbers",
+        "A high score indicates more numbers and figures; a low score, none.",
+        lambda r, q: float(len(_NUMBER.findall(r))),
+    ),
+    Measure(
+        "Emphasis",
+        "A high score indicates more bold or italic emphasis; a low score, none.",
+        lambda r, q: float(len(_EMPHASIS.findall(r))),
+    ),
+    Measure(
+        "Paragraphs",
+        "A high score indicates more paragraphs; a low score, a single block of text.",
+        lambda r, q: float(len([p for p in re.split(r"\n\s*\n", r) if p.strip()])),
+    ),
+    Measure(
+        "Hedging",
+        "A high score indicates more hedging words (might, perhaps, usually...); a low score, none.",
+        lambda r, q: float(len(_HEDGES.findall(r))),
+    ),
+    Measure(
+        "Refusal or Apology",
+        "A high score indicates refusal or apology phrases; a low score, none.",
+        lambda r, q: float(len(_REFUSAL.findall(r))),
+    ),
+    Measure(
+        "Questions to User",
+        "A high score indicates more questions asked back to the user; a low score, none.",
+        lambda r, q: float(len(re.findall(r"\?(?:\s|$)", r))),
+    ),
+    Measure(
+        "Repetition",
+        "A high score indicates more repeated word sequences; a low score, no repetition.",
+        lambda r, q: _repetition(r),
+    ),
+    Measure(
+        "Query Overlap",
+        "A high score indicates the response reuses more of the request's words; a low score, few.",
+        _query_overlap,
+    ),
+    Measure(
+        "Readability",
+        "A high score indicates easier text (Flesch reading ease); a low score, harder text.",
+        lambda r, q: max(flesch_reading_ease(r), 0.0),
+    ),
 )
 
 
 def measured_concepts() -> list[Concept]:
-    return [Concept(name=m.name, definition=m.definition, kind=ConceptKind.MEASURED,
-                    provenance={"measured_by": "tools/measured.py"}) for m in MEASURES]
+    return [
+        Concept(
+            name=m.name,
+            definition=m.definition,
+            kind=ConceptKind.MEASURED,
+            provenance={"measured_by": "tools/measured.py"},
+        )
+        for m in MEASURES
+    ]
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -146,6 +193,13 @@ def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
         a = np.array([m.measure(pair.response_a, query) for m in MEASURES])
         b = np.array([m.measure(pair.response_b, query) for m in MEASURES])
         for concept, value, ma, mb in zip(concepts, relative_difference(a, b), a, b, strict=True):
-            values.append(ConceptValue(pair_id=pair.id, concept_id=concept.id, annotator=MEASURED_ANNOTATOR,
-                                       value=float(value), detail={"a": float(ma), "b": float(mb)}))
+            values.append(
+                ConceptValue(
+                    pair_id=pair.id,
+                    concept_id=concept.id,
+                    annotator=MEASURED_ANNOTATOR,
+                    value=float(value),
+                    detail={"a": float(ma), "b": float(mb)},
+                )
+            )
     return values

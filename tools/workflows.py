@@ -79,8 +79,14 @@ def fit_mechanism(
     """Choose the configuration by 5-fold CV on the paper's grid, refit on all pairs, store the model."""
     full = _design(store, mechanism, annotator, source)
     design = full.without_ties()
-    if len(set(design.y)) < 2:
-        raise WhyprefError(f"mechanism {mechanism!r}: its labels (ties left out) have only one side")
+    smallest = min(np.sum(design.y == 1), np.sum(design.y == -1))
+    if smallest < 2:
+        raise WhyprefError(
+            f"mechanism {mechanism!r}: too few labels on one side to fit ({len(design.y)} non-tied pairs)"
+        )
+    # Folds are stratified by domain x label: tiny sets (demos) get fewer folds rather than failing.
+    strata = np.unique(np.char.add(design.domains.astype(str), design.y.astype(str)), return_counts=True)[1]
+    n_splits = max(2, min(n_splits, int(strata.max())))
     result = grid_search_cv(
         model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, n_splits=n_splits
     )

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tools.cli import data, model
+from tools.cli import concepts, data, model
 from tools.errors import WhyprefError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 data.register(app)
 model.register(app)
+concepts.register(app)
 
 _errors = Console(stderr=True)
 

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
-from tools.demo_data import DEMO_MECHANISMS, write_demo_set
 from tools.errors import InputError
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, detect_format, import_file
 from tools.importers.icai import icai_document, write_icai
@@ -223,20 +222,26 @@ def export_command(
 
 
 def demo_command(
-    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo set and its store go.")] = Path("whypref-demo"),
-    per_domain: Annotated[int, typer.Option(min=1, max=8, help="Pairs per domain (3 domains).")] = 8,
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo set, its store and the report go.")] = Path(
+        "whypref-demo"
+    ),
+    per_domain: Annotated[int, typer.Option(min=2, max=8, help="Pairs per domain (3 domains).")] = 4,
+    measured_only: Annotated[bool, typer.Option(help="No LLM: only the concepts code measures.")] = False,
 ) -> None:
-    """The main job on a demo set whypref writes itself: write it, import it, show what it holds."""
-    data_file = workdir / "demo_pairs.jsonl"
-    count = write_demo_set(data_file, per_domain)
-    console.print(f"Wrote {count} demo pairs to {data_file}", highlight=False)
-    db = workdir / "demo.db"
-    with ConceptStore(db) as store:
-        summary = import_file(store, data_file, "whypref")
-        store.upsert_mechanisms(DEMO_MECHANISMS)
-        _print_summary(summary, data_file, db)
-        _print_stats(store_stats(store))
-    console.print(f"\nStore: {db}  (try: whypref stats --db {db})", highlight=False)
+    """The main job on a demo set whypref writes itself: import, discover and annotate concepts with the
+    LLM (embedded by default), fit HMDR for each mechanism, explain, and write a report."""
+    from tools.cli.concepts import make_llm
+    from tools.cli.progress import stage_progress
+    from tools.demo_job import run_demo
+
+    with stage_progress(console) as progress:
+        report = run_demo(workdir, per_domain, None if measured_only else make_llm, progress)
+    console.print(report.summary, highlight=False)
+    if report.usage is not None:
+        console.print(f"[bold]Cost:[/] {report.usage} on {report.model_id}", highlight=False)
+    console.print(
+        f"Report: {report.report_dir}/report.md (charts and JSON beside it); store: {report.db}", highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

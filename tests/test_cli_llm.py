@@ -1,0 +1,67 @@
+"""discover / annotate / concepts / demo from the command line, against an OpenAI-compatible server on
+127.0.0.1 that answers like an LLM (scripted), as a user with their own endpoint would run them."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tools.cli import app
+from tools.store import ConceptStore
+from tools.testing import OpenAIStub, pipeline_responder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    with OpenAIStub(pipeline_responder) as stub:
+        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
+        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+        monkeypatch.setenv("WHYPREF_API_KEY", "test")
+        yield stub
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_demo_end_to_end_with_an_endpoint(endpoint, tmp_path):
+    out = invoke("demo", "--dir", tmp_path)
+    assert "Report:" in out and "embedded" not in out
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## human" in report and "## judge-verbose" in report and "stub-model" in report
+    assert len(list((tmp_path / "report").glob("*.png"))) == 2
+    requests = endpoint.requests
+    invoke("demo", "--dir", tmp_path)
+    assert endpoint.requests == requests  # everything cached: a re-run costs no calls
+
+
+def test_discover_annotate_and_manage_concepts(endpoint, tmp_path):
+    db = tmp_path / "s.db"
+    invoke("demo", "--dir", tmp_path / "d", "--measured-only")
+    invoke("export", tmp_path / "pairs.jsonl", "--db", tmp_path / "d" / "demo.db")
+    invoke("import", tmp_path / "pairs.jsonl", "--format", "whypref", "--db", db)
+    dry = invoke("discover", "--db", db, "--batches", "1", "--dry-run")
+    assert "Nothing was spent" in dry and endpoint.requests == 0
+    out = invoke("discover", "--db", db, "--batches", "1")
+    assert "Discovered" in out and "Cost:" in out and "LLM calls" in out
+    dry = invoke("annotate", "--db", db, "--dry-run")
+    assert "relevance" in dry and "comp" in dry
+    before = endpoint.requests
+    out = invoke("annotate", "--db", db, "--limit", "3")
+    assert "Annotated 3 pairs" in out and "Swap rule" in out and endpoint.requests > before
+    listing = invoke("concepts", "list", "--db", db)
+    assert "structure" in listing and "length" in listing
+    shown = json.loads(invoke("concepts", "show", "structure", "--db", db))
+    assert shown["name"] == "Structure" and "batches" in shown["provenance"]
+    invoke("concepts", "add", "Warmth", "--definition", "A high score indicates a warm tone.", "--db", db)
+    invoke("concepts", "edit", "warmth", "--domain-specific", "--domain", "health", "--db", db)
+    invoke("concepts", "delete", "engagement", "--db", db)
+    with ConceptStore(db) as store:
+        concepts = {c.id: c for c in store.concepts()}
+    assert concepts["warmth"].domains == ("health",) and "engagement" not in concepts
+    bad = runner.invoke(app, ["concepts", "show", "nope", "--db", str(db)])
+    assert bad.exit_code != 0

@@ -1,0 +1,112 @@
+"""The LLM client: schema-validated answers, re-asks with feedback, the content-hash cache, bounded
+concurrency, and retries with backoff over real HTTP."""
+
+import json
+from typing import Literal
+
+import pytest
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
+
+from tools.llm import LLM, Request
+from tools.testing import OpenAIStub, ScriptedChat
+
+
+class Answer(BaseModel):
+    c1: Literal[0, 1, 2]
+    c2: Literal[0, 1, 2]
+
+
+def request(text: str = "compare", stage: str = "compare") -> Request[Answer]:
+    return Request(stage, (("system", "Reply with JSON only."), ("user", text)), Answer, max_tokens=50)
+
+
+def scripted(*answers: str) -> ScriptedChat:
+    queue = list(answers)
+    return ScriptedChat(responder=lambda messages: queue.pop(0) if len(queue) > 1 else queue[0])
+
+
+def test_valid_and_fenced_answers(store):
+    llm = LLM(scripted('```json\n{"c1": 1, "c2": 0}\n```'), "m", store=store)
+    assert llm.run([request()]) == [Answer(c1=1, c2=0)]
+    assert llm.usage.stage("compare").calls == 1 and llm.usage.stage("compare").prompt_tokens > 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"c1": 1, "c2": ', '{"c1": 5, "c2": 0}', '{"c1": 1}', "Sure! Here you go.", "[]"],
+    ids=["truncated", "off-enum", "missing-key", "prose", "wrong-type"],
+)
+def test_invalid_answer_is_reasked_with_the_validation_errors(store, bad):
+    chat = scripted(bad, '{"c1": 2, "c2": 2}')
+    llm = LLM(chat, "m", store=store, validation_retries=2)
+    assert llm.run([request()]) == [Answer(c1=2, c2=2)]
+    assert len(chat.calls) == 2
+    feedback = chat.calls[1][-1]["content"]
+    assert chat.calls[1][-2] == {"role": "assistant", "content": bad}
+    assert "did not match the required JSON schema" in feedback
+
+
+def test_an_answer_that_never_validates_is_missing_and_cached_as_such(store):
+    chat = scripted("nope")
+    llm = LLM(chat, "m", store=store, validation_retries=2)
+    assert llm.run([request(), request("other")]) == [None, None]
+    assert len(chat.calls) == 6 and llm.usage.stage("compare").missing == 2
+    again = LLM(chat, "m", store=store, validation_retries=2)
+    assert again.run([request()]) == [None]
+    assert len(chat.calls) == 6 and again.usage.stage("compare").cached == 1  # nothing paid twice
+
+
+def test_a_failing_model_never_crashes_a_run_and_is_retried_next_time(store):
+    def boom(messages):
+        raise RuntimeError("connection reset")
+
+    llm = LLM(ScriptedChat(responder=boom), "m", store=store)
+    assert llm.run([request()]) == [None]
+    assert llm.usage.stage("compare").missing == 1 and store.count("llm_cache") == 0
+
+
+def test_cache_makes_a_rerun_free_and_keys_on_content(store):
+    chat = scripted('{"c1": 0, "c2": 1}')
+    first = LLM(chat, "m", store=store)
+    first.run([request("a"), request("b")])
+    second = LLM(chat, "m", store=store)
+    assert second.run([request("a"), request("b")]) == [Answer(c1=0, c2=1)] * 2
+    assert len(chat.calls) == 2 and second.usage.total.calls == 0 and second.usage.total.cached == 2
+    assert second.estimate([request("a"), request("c")]).model_dump() | {"prompt_tokens": 0} == {
+        "calls": 1,
+        "cached": 1,
+        "prompt_tokens": 0,
+        "completion_tokens": 100,
+    }
+    LLM(chat, "other-model", store=store).run([request("a")])
+    LLM(chat, "m", store=store, temperature=0.7).run([request("a")])
+    assert len(chat.calls) == 4  # another model or temperature is another question
+
+
+def test_concurrency_is_bounded_over_http(store):
+    with OpenAIStub(lambda messages: '{"c1": 1, "c2": 1}', latency=0.2) as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)
+        llm = LLM(chat, "stub", store=store, max_concurrency=4)
+        answers = llm.run([request(f"q{i}") for i in range(12)])
+    assert answers == [Answer(c1=1, c2=1)] * 12
+    assert stub.max_in_flight == 4
+
+
+def test_rate_limits_and_server_errors_are_retried_with_backoff(store):
+    failing = {1: 429, 2: 500, 4: 429, 7: 503}
+    with OpenAIStub(lambda messages: json.dumps({"c1": 0, "c2": 2}), latency=0.01, fail=failing.get) as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=3)
+        llm = LLM(chat, "stub", store=store, max_concurrency=2)
+        answers = llm.run([request(f"q{i}") for i in range(6)])
+    assert answers == [Answer(c1=0, c2=2)] * 6
+    assert stub.errors == 4 and stub.requests == 10
+    assert llm.usage.total.missing == 0 and llm.usage.total.prompt_tokens == 60  # the stub's usage, per answer
+
+
+def test_retries_exhausted_mean_missing_not_a_crash(store):
+    with OpenAIStub(lambda messages: "{}", fail=lambda n: 500) as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=1)
+        llm = LLM(chat, "stub", store=store)
+        assert llm.run([request()]) == [None]
+    assert stub.requests == 2 and llm.usage.total.missing == 1

@@ -1,0 +1,206 @@
+"""Concept commands: discover (LLM), annotate (LLM + measured), and managing concepts by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tools.annotation import Annotation, AnnotationConfig, Representation
+from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
+from tools.cli.progress import print_cost, print_estimate, stage_progress
+from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
+from tools.discovery import Discovery, DiscoveryConfig
+from tools.errors import WhyprefError
+from tools.llm import LLM
+from tools.settings import Settings
+from tools.store import ConceptStore
+
+console = Console()
+concepts_app = typer.Typer(help="List, show, edit, delete or add concepts by hand.", no_args_is_help=True)
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the calls and tokens it would spend, then stop.")]
+
+
+def make_llm(store: ConceptStore) -> LLM:
+    """The configured LLM, saying plainly when it is the weak embedded default."""
+    settings = Settings()
+    if settings.base_url is None:
+        console.print(
+            "[yellow]Using the embedded local model (Qwen2.5-Coder 1.5B): demo-grade, a weak annotator. "
+            "For real analyses set WHYPREF_BASE_URL / WHYPREF_MODEL / WHYPREF_API_KEY.[/]"
+        )
+    with console.status("Starting the LLM..."):
+        return LLM.from_settings(settings, store)
+
+
+def discover_command(
+    db: DbOption = DEFAULT_DB,
+    source: SourceOption = None,
+    domain: Annotated[list[str], typer.Option(help="Only these domains (repeatable).")] = [],  # noqa: B006
+    mechanism: Annotated[str, typer.Option(help="Whose choices tell chosen from rejected.")] = "human",
+    batches: Annotated[int, typer.Option(min=1, help="Batches of 5 pairs per domain (the paper: 300).")] = 4,
+    seed: int = 0,
+    dry_run: DryRun = False,
+) -> None:
+    """Discover concepts that separate chosen from rejected responses, per domain, with an LLM."""
+    config = DiscoveryConfig(mechanism=mechanism, batches_per_domain=batches, seed=seed)
+    with ConceptStore(db, create=False) as store:
+        llm = make_llm(store)
+        with stage_progress(console) as progress:
+            discovery = Discovery(store, llm, config, Settings().max_response_chars, progress)
+            if dry_run:
+                estimates = discovery.estimate(source, domain or None)
+            else:
+                result = discovery.run(source, domain or None)
+        if dry_run:
+            print_estimate(console, estimates, "merge and define are estimated from the batch count")
+            return
+    console.print(
+        f"Discovered {len(result.concepts)} concepts ({result.shared} shared, {result.specific} "
+        f"domain-specific) from {result.batches} batches; {result.proposed} names proposed, "
+        f"{len(result.merges)} merged.",
+        highlight=False,
+    )
+    print_cost(console, llm.usage, llm.model_id)
+
+
+def annotate_command(
+    db: DbOption = DEFAULT_DB,
+    source: SourceOption = None,
+    domain: DomainOption = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many pairs (per run).")] = None,
+    representation: Annotated[Representation, typer.Option(help="comp (both orders) or score (1-7 each).")] = "comp",
+    relevance: Annotated[bool, typer.Option(help="Ask which concepts matter first.")] = True,
+    measured_only: Annotated[bool, typer.Option(help="Only the free, code-measured concepts.")] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Annotate pairs as concept vectors: measured concepts always, LLM concepts unless --measured-only.
+    Only values not yet in the store are asked for."""
+    config = AnnotationConfig(representation=representation, relevance=relevance, llm_concepts=not measured_only)
+    with ConceptStore(db, create=False) as store:
+        pairs = list(store.pairs(source=source, domain=domain))[:limit]
+        if not pairs:
+            raise WhyprefError("no pairs to annotate (check --source / --domain)")
+        llm = None if measured_only else make_llm(store)
+        with stage_progress(console) as progress:
+            annotation = Annotation(store, llm, config, Settings().max_response_chars, progress)
+            if dry_run and llm is not None:
+                print_estimate(console, annotation.estimate(pairs))
+                return
+            result = annotation.run(pairs)
+    console.print(
+        f"Annotated {result.pairs} pairs: {result.measured_values} measured values, "
+        f"{result.values_written} LLM values ({result.missing_answers} answers missing).",
+        highlight=False,
+    )
+    if result.swap_consistent is not None:
+        console.print(
+            f"Swap rule: {100 * result.swap_consistent:.1f}% of decided first-order answers survived "
+            "the swapped order.",
+            highlight=False,
+        )
+    if llm is not None:
+        print_cost(console, llm.usage, llm.model_id)
+
+
+@concepts_app.command("list")
+def list_command(
+    db: DbOption = DEFAULT_DB,
+    kind: Annotated[ConceptKind | None, typer.Option(help="Only this kind.")] = None,
+) -> None:
+    """Every concept: id, name, kind, scope."""
+    with ConceptStore(db, create=False) as store:
+        concepts = store.concepts(kind=kind)
+        counts = {
+            r["concept_id"]: r["n"]
+            for r in store.db.query("select concept_id, count(*) n from concept_values group by concept_id")
+        }
+    table = Table(title=f"{len(concepts)} concepts")
+    for column in ("id", "name", "kind", "scope", "values"):
+        table.add_column(column, justify="right" if column == "values" else "left")
+    for c in concepts:
+        scope = c.scope.value if c.scope is ConceptScope.SHARED else f"domain: {', '.join(c.domains)}"
+        table.add_row(c.id, c.name, c.kind.value, scope, str(counts.get(c.id, 0)))
+    console.print(table)
+
+
+def _get(store: ConceptStore, cid: str) -> Concept:
+    found = next((c for c in store.concepts() if c.id == cid), None)
+    if found is None:
+        raise WhyprefError(f"no concept {cid!r} (see `whypref concepts list`)")
+    return found
+
+
+@concepts_app.command("show")
+def show_command(concept: Annotated[str, typer.Argument(help="Concept id.")], db: DbOption = DEFAULT_DB) -> None:
+    """A concept's definition and provenance."""
+    with ConceptStore(db, create=False) as store:
+        c = _get(store, concept)
+    print(c.model_dump_json(indent=1))
+
+
+@concepts_app.command("add")
+def add_command(
+    name: Annotated[str, typer.Argument()],
+    definition: Annotated[str, typer.Option(help="'A high score indicates ...; a low score indicates ...'")],
+    db: DbOption = DEFAULT_DB,
+    domain: Annotated[list[str], typer.Option(help="Domain-specific to these domains (default: shared).")] = [],  # noqa: B006
+) -> None:
+    """Add a concept by hand (annotate afterwards to give it values)."""
+    with ConceptStore(db, create=False) as store:
+        if any(c.id == concept_id(name) for c in store.concepts()):
+            raise WhyprefError(f"concept {concept_id(name)!r} exists; use `whypref concepts edit`")
+        scope = ConceptScope.DOMAIN if domain else ConceptScope.SHARED
+        store.upsert_concepts(
+            [
+                Concept(
+                    name=name,
+                    definition=definition,
+                    kind=ConceptKind.MANUAL,
+                    scope=scope,
+                    domains=tuple(domain),
+                    provenance={"added_by": "hand"},
+                )
+            ]
+        )
+    console.print(f"Added concept {concept_id(name)!r}.")
+
+
+@concepts_app.command("edit")
+def edit_command(
+    concept: Annotated[str, typer.Argument(help="Concept id.")],
+    db: DbOption = DEFAULT_DB,
+    definition: Annotated[str | None, typer.Option()] = None,
+    shared: Annotated[bool | None, typer.Option("--shared/--domain-specific", help="Change the scope.")] = None,
+    domain: Annotated[list[str], typer.Option(help="Domains of a domain-specific concept.")] = [],  # noqa: B006
+) -> None:
+    """Change a concept's definition or scope (its values stay; re-annotate if the meaning changed)."""
+    with ConceptStore(db, create=False) as store:
+        c = _get(store, concept)
+        update: dict = {}
+        if definition is not None:
+            update["definition"] = definition
+        if shared is True:
+            update |= {"scope": ConceptScope.SHARED, "domains": ()}
+        elif shared is False or domain:
+            update |= {"scope": ConceptScope.DOMAIN, "domains": tuple(domain or c.domains)}
+        edited = Concept.model_validate(c.model_dump() | update | {"provenance": c.provenance | {"edited": True}})
+        store.upsert_concepts([edited])
+    console.print(f"Updated concept {concept!r}.")
+
+
+@concepts_app.command("delete")
+def delete_command(concept: Annotated[str, typer.Argument(help="Concept id.")], db: DbOption = DEFAULT_DB) -> None:
+    """Delete a concept and all its values."""
+    with ConceptStore(db, create=False) as store:
+        _get(store, concept)
+        store.delete_concept(concept)
+    console.print(f"Deleted concept {concept!r} and its values.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("discover")(discover_command)
+    app.command("annotate")(annotate_command)
+    app.add_typer(concepts_app, name="concepts")
