@@ -64,7 +64,9 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["Code", "General Communication"])
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--batches", type=int, default=2)
-    parser.add_argument("--max-chars", type=int, default=1000)
+    parser.add_argument("--max-chars", type=int, default=700, help="Responses are cut to this in prompts.")
+    parser.add_argument("--generic", action=argparse.BooleanOptionalAction, default=False,
+                        help="Also annotate the method's 10 generic concepts (about twice the annotation time).")
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
     console = Console()
@@ -77,7 +79,8 @@ def main() -> None:
     timings = {}
 
     start = time.perf_counter()
-    Discovery(store, llm, DiscoveryConfig(batches_per_domain=args.batches, concepts_per_batch=5), args.max_chars).run()
+    config = DiscoveryConfig(batches_per_domain=args.batches, concepts_per_batch=5, include_generic=args.generic)
+    Discovery(store, llm, config, args.max_chars).run()
     timings["discover"] = time.perf_counter() - start
     start = time.perf_counter()
     result = Annotation(store, llm, AnnotationConfig(relevance=False), args.max_chars).run(pairs)

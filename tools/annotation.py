@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -45,6 +46,45 @@ def _answer_schema(name: str, keys: Sequence[str], values: tuple[int, ...] | typ
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+Todo = list[tuple[Pair, list[Concept]]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One kind of annotation question: its prompt, answer values, and the variants asked per chunk."""
+
+    stage: str
+    prompt: str
+    schema: str
+    values: tuple[int, ...] | type
+    variants: Callable[[Pair, int], list[dict[str, str]]]  # (pair, max chars) -> prompt variables
+
+
+def _both(pair: Pair, limit: int) -> list[dict[str, str]]:
+    return [
+        {
+            "query": _cut(pair.query_text, limit),
+            "response_a": _cut(pair.response_a, limit),
+            "response_b": _cut(pair.response_b, limit),
+        }
+    ]
+
+
+def _orders(pair: Pair, limit: int) -> list[dict[str, str]]:
+    a, b, query = _cut(pair.response_a, limit), _cut(pair.response_b, limit), _cut(pair.query_text, limit)
+    return [{"query": query, "first": a, "second": b}, {"query": query, "first": b, "second": a}]
+
+
+def _each(pair: Pair, limit: int) -> list[dict[str, str]]:
+    query = _cut(pair.query_text, limit)
+    return [{"query": query, "response": _cut(r, limit)} for r in (pair.response_a, pair.response_b)]
+
+
+RELEVANCE = Task("relevance", "relevance", "Relevance", bool, _both)
+COMPARE = Task("compare", "compare", "Comparison", (0, 1, 2), _orders)  # 1: first shows it more, 2: second
+SCORE = Task("score", "score", "Scores", tuple(range(8)), _each)  # 1-7, 0: not relevant
 
 
 class AnnotationConfig(BaseModel):
@@ -124,147 +164,71 @@ class Annotation:
     def _listing(chunk: Sequence[Concept]) -> list[dict[str, str]]:
         return [{"key": f"c{i}", "name": c.name, "definition": c.definition or c.name} for i, c in enumerate(chunk, 1)]
 
-    def _relevance_requests(self, todo) -> list[Request]:
-        prompt = load_prompt("relevance")
+    def _requests(self, todo: Todo, task: Task) -> list[Request]:
+        """One request per (pair, chunk of at most 20 concepts, variant of the task)."""
+        prompt = load_prompt(task.prompt)
         requests = []
         for pair, concepts in todo:
             for chunk in self._chunks(concepts):
-                schema = _answer_schema("Relevance", [f"c{i}" for i in range(1, len(chunk) + 1)], bool)
-                requests.append(
-                    Request(
-                        "relevance",
-                        prompt.render(
-                            query=_cut(pair.query_text, self.max_chars),
-                            response_a=_cut(pair.response_a, self.max_chars),
-                            response_b=_cut(pair.response_b, self.max_chars),
-                            concepts=self._listing(chunk),
-                        ),
-                        schema,
-                        max_tokens=12 * len(chunk) + 20,
-                        expected_tokens=7 * len(chunk) + 5,
-                    )
-                )
-        return requests
-
-    def _filter(self, todo) -> tuple[list[tuple[Pair, list[Concept]]], list[ConceptValue]]:
-        """Drop concepts the LLM marks irrelevant (stored as 0); keep all when its answer is missing."""
-        requests = self._relevance_requests(todo)
-        answers = iter(self._run("relevance", requests))
-        kept, zeros = [], []
-        for pair, concepts in todo:
-            relevant = []
-            for chunk in self._chunks(concepts):
-                answer = next(answers)
-                for i, concept in enumerate(chunk, 1):
-                    if answer is None or getattr(answer, f"c{i}"):
-                        relevant.append(concept)
-                    else:
-                        zeros.append(
-                            ConceptValue(
-                                pair_id=pair.id,
-                                concept_id=concept.id,
-                                annotator=self.annotator,
-                                value=0.0,
-                                detail={"relevant": False},
-                            )
-                        )
-            if relevant:
-                kept.append((pair, relevant))
-        return kept, zeros
-
-    def _comp_requests(self, todo) -> list[Request]:
-        prompt = load_prompt("compare")
-        requests = []
-        for pair, concepts in todo:
-            for chunk in self._chunks(concepts):
-                schema = _answer_schema("Comparison", [f"c{i}" for i in range(1, len(chunk) + 1)], (0, 1, 2))
-                for first, second in ((pair.response_a, pair.response_b), (pair.response_b, pair.response_a)):
+                schema = _answer_schema(task.schema, [f"c{i}" for i in range(1, len(chunk) + 1)], task.values)
+                for variables in task.variants(pair, self.max_chars):
                     requests.append(
                         Request(
-                            "compare",
-                            prompt.render(
-                                query=_cut(pair.query_text, self.max_chars),
-                                first=_cut(first, self.max_chars),
-                                second=_cut(second, self.max_chars),
-                                concepts=self._listing(chunk),
-                            ),
+                            task.stage,
+                            prompt.render(**variables, concepts=self._listing(chunk)),
                             schema,
-                            max_tokens=10 * len(chunk) + 20,
-                            expected_tokens=6 * len(chunk) + 5,
+                            max_tokens=12 * len(chunk) + 20,
+                            expected_tokens=7 * len(chunk) + 5,
                         )
                     )
         return requests
 
-    def _comp_values(self, todo, answers) -> tuple[list[ConceptValue], int, int]:
-        """Both orders -> +1/-1/0, a flip -> 0. Returns values, confirmed and non-zero first answers."""
-        values, confirmed, decided = [], 0, 0
+    def _answered(self, todo: Todo, task: Task, answers: Sequence[BaseModel | None]):
+        """(pair, concept, answers of its variants) for every cell whose variants were all answered."""
+        per_chunk = len(task.variants(todo[0][0], self.max_chars)) if todo else 0
         it = iter(answers)
         for pair, concepts in todo:
             for chunk in self._chunks(concepts):
-                ab, ba = next(it), next(it)
-                if ab is None or ba is None:
-                    continue  # recorded as missing; the cell stays empty
+                got = [next(it) for _ in range(per_chunk)]
+                if any(answer is None for answer in got):
+                    continue  # recorded as missing; the cells stay empty
                 for i, concept in enumerate(chunk, 1):
-                    first = {1: 1, 2: -1, 0: 0}[getattr(ab, f"c{i}")]
-                    swapped = {1: -1, 2: 1, 0: 0}[getattr(ba, f"c{i}")]  # "Response 1" was B
-                    value = first if first == swapped else 0
-                    if first:
-                        decided += 1
-                        confirmed += value != 0
-                    values.append(
-                        ConceptValue(
-                            pair_id=pair.id,
-                            concept_id=concept.id,
-                            annotator=self.annotator,
-                            value=float(value),
-                            detail={"ab": first, "ba": swapped},
-                        )
-                    )
+                    yield pair, concept, [getattr(answer, f"c{i}") for answer in got]
+
+    def _value(self, pair: Pair, concept: Concept, value: float, detail: dict) -> ConceptValue:
+        return ConceptValue(
+            pair_id=pair.id, concept_id=concept.id, annotator=self.annotator, value=value, detail=detail
+        )
+
+    def _filter(self, todo: Todo) -> tuple[Todo, list[ConceptValue]]:
+        """Drop concepts the LLM marks irrelevant (stored as 0); keep all when its answer is missing."""
+        answers = self._run(RELEVANCE.stage, self._requests(todo, RELEVANCE))
+        irrelevant = {(p.id, c.id) for p, c, (relevant,) in self._answered(todo, RELEVANCE, answers) if not relevant}
+        zeros = [
+            self._value(p, c, 0.0, {"relevant": False}) for p, cs in todo for c in cs if (p.id, c.id) in irrelevant
+        ]
+        kept = [(p, [c for c in cs if (p.id, c.id) not in irrelevant]) for p, cs in todo]
+        return [(p, cs) for p, cs in kept if cs], zeros
+
+    def _comp_values(self, todo: Todo) -> tuple[list[ConceptValue], int, int]:
+        """Both orders -> +1/-1/0, a flip -> 0. Returns values, confirmed and non-zero first answers."""
+        answers = self._run(COMPARE.stage, self._requests(todo, COMPARE))
+        values, confirmed, decided = [], 0, 0
+        for pair, concept, (ab, ba) in self._answered(todo, COMPARE, answers):
+            first = {1: 1, 2: -1, 0: 0}[ab]
+            swapped = {1: -1, 2: 1, 0: 0}[ba]  # in the swapped order "Response 1" was B
+            value = first if first == swapped else 0
+            decided += first != 0
+            confirmed += first != 0 and value != 0
+            values.append(self._value(pair, concept, float(value), {"ab": first, "ba": swapped}))
         return values, confirmed, decided
 
-    def _score_requests(self, todo) -> list[Request]:
-        prompt = load_prompt("score")
-        requests = []
-        for pair, concepts in todo:
-            for chunk in self._chunks(concepts):
-                schema = _answer_schema("Scores", [f"c{i}" for i in range(1, len(chunk) + 1)], tuple(range(8)))
-                for response in (pair.response_a, pair.response_b):
-                    requests.append(
-                        Request(
-                            "score",
-                            prompt.render(
-                                query=_cut(pair.query_text, self.max_chars),
-                                response=_cut(response, self.max_chars),
-                                concepts=self._listing(chunk),
-                            ),
-                            schema,
-                            max_tokens=10 * len(chunk) + 20,
-                            expected_tokens=6 * len(chunk) + 5,
-                        )
-                    )
-        return requests
-
-    def _score_values(self, todo, answers) -> list[ConceptValue]:
-        values = []
-        it = iter(answers)
-        for pair, concepts in todo:
-            for chunk in self._chunks(concepts):
-                a, b = next(it), next(it)
-                if a is None or b is None:
-                    continue
-                for i, concept in enumerate(chunk, 1):
-                    sa, sb = getattr(a, f"c{i}"), getattr(b, f"c{i}")
-                    value = float(sa - sb) if sa and sb else 0.0
-                    values.append(
-                        ConceptValue(
-                            pair_id=pair.id,
-                            concept_id=concept.id,
-                            annotator=self.annotator,
-                            value=value,
-                            detail={"a": sa, "b": sb},
-                        )
-                    )
-        return values
+    def _score_values(self, todo: Todo) -> list[ConceptValue]:
+        answers = self._run(SCORE.stage, self._requests(todo, SCORE))
+        return [
+            self._value(pair, concept, float(sa - sb) if sa and sb else 0.0, {"a": sa, "b": sb})
+            for pair, concept, (sa, sb) in self._answered(todo, SCORE, answers)
+        ]
 
     def run(self, pairs: Sequence[Pair]) -> AnnotationResult:
         measured = self.measure(pairs)
@@ -278,9 +242,9 @@ class Annotation:
             todo, zeros = self._filter(todo)
         confirmed = decided = 0
         if self.config.representation == "comp":
-            values, confirmed, decided = self._comp_values(todo, self._run("compare", self._comp_requests(todo)))
+            values, confirmed, decided = self._comp_values(todo)
         else:
-            values = self._score_values(todo, self._run("score", self._score_requests(todo)))
+            values = self._score_values(todo)
         written = self.store.put_values(zeros + values)
         assert self.llm is not None
         return AnnotationResult(
@@ -297,7 +261,7 @@ class Annotation:
         todo = self._todo(pairs)
         estimates = {}
         if self.config.relevance:
-            estimates["relevance"] = self.llm.estimate(self._relevance_requests(todo))
-        requests = self._comp_requests(todo) if self.config.representation == "comp" else self._score_requests(todo)
-        estimates[self.config.representation] = self.llm.estimate(requests)
+            estimates["relevance"] = self.llm.estimate(self._requests(todo, RELEVANCE))
+        task = COMPARE if self.config.representation == "comp" else SCORE
+        estimates[self.config.representation] = self.llm.estimate(self._requests(todo, task))
         return estimates
