@@ -26,6 +26,7 @@ from tools.errors import StoreError
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict
 
 SCHEMA_VERSION = 1
+_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction to finish
 
 _TABLES: dict[str, dict[str, Any]] = {
     "meta": {"columns": {"key": str, "value": str}, "pk": "key"},
@@ -178,7 +179,8 @@ class ConceptStore:
             raise StoreError(f"{self.path}: no such store (import data first, e.g. `whypref import`)")
         try:
             # check_same_thread=False: the MCP server's worker threads share a store behind its lock
-            self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
+            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=_BUSY_TIMEOUT)
+            self.db = sqlite_utils.Database(connection)
             self.db.execute("PRAGMA foreign_keys = ON;")
             self.db.enable_wal()
             self._ensure_schema()
@@ -194,7 +196,7 @@ class ConceptStore:
             if found != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {found}, this whypref reads {SCHEMA_VERSION}")
             return
-        with self.db.atomic():
+        with self.atomic():
             for name, spec in _TABLES.items():
                 self.db[name].create(  # type: ignore[union-attr]
                     spec["columns"],
@@ -217,9 +219,26 @@ class ConceptStore:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction: everything inside lands, or nothing does."""
-        with self.db.atomic():
-            yield
+        """One transaction: everything inside lands, or nothing does.
+
+        The outermost one takes SQLite's write lock when it begins (BEGIN IMMEDIATE): writes read table
+        information first, and a deferred transaction whose snapshot another connection committed over
+        cannot be upgraded ("database is locked" at once). Taken up front, concurrent writers (the MCP
+        server's worker threads) wait their turn instead. Nested ones are savepoints.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            with self.db.atomic():
+                yield
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
 
     def count(self, table: str) -> int:
         return self.db[table].count  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tools.cli import concepts, data, model
+from tools.cli import concepts, data, mcp, model
 from tools.errors import WhyprefError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 data.register(app)
 model.register(app)
 concepts.register(app)
+mcp.register(app)
 
 _errors = Console(stderr=True)
 

@@ -1,0 +1,7 @@
+"""``python -m mcp_server``: the same command as ``whypref mcp``."""
+
+import typer
+
+from tools.cli.mcp import mcp_command
+
+typer.run(mcp_command)

@@ -1,0 +1,224 @@
+"""Tools over fitted models: fit, evaluate, explain, predict, compare_mechanisms.
+
+Each is a thin wrapper over ``tools.workflows`` / ``tools.stats`` on one store connection of its own.
+Annotations here are evaluated when the module loads (no ``from __future__ import annotations``):
+the SDK reads them to build the schemas, and the inline-pair type is made per server.
+"""
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from mcp_server.arguments import AnnotatorName, DomainName, MechanismName, ModelId, PairId, SourceName, TopK
+from mcp_server.catalog import check_mechanisms, mechanism_names
+from mcp_server.errors import readable_errors
+from mcp_server.inline import InlinePair, explain_inline, inline_pair_model
+from mcp_server.results import (
+    EvaluationResult,
+    ExplainResult,
+    FitResult,
+    MechanismComparison,
+    PairExplanation,
+    Prediction,
+)
+from mcp_server.settings import ServerSettings
+from mcp_server.workspace import Workspace, workspace_of
+from tools.errors import WhyprefError
+from tools.stats import store_stats
+from tools.store import ConceptStore
+from tools.workflows import ModelName, Protocol, evaluate_mechanism, explain_global, explain_pair, fit_mechanism
+
+_WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+_READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def _one_pair(
+    workspace: Workspace,
+    store: ConceptStore,
+    mechanism: str,
+    pair_id: str | None,
+    pair: InlinePair | None,
+    model_id: str | None,
+) -> PairExplanation:
+    if (pair_id is None) == (pair is None):
+        raise ToolError("give exactly one of pair_id (a stored pair) or pair (a pair given inline)")
+    if pair is not None:
+        return explain_inline(workspace, store, mechanism, pair, model_id)
+    assert pair_id is not None
+    return PairExplanation(explanation=explain_pair(store, mechanism, pair_id, model_id=model_id), inline=False)
+
+
+def register(server: MCPServer[Any], settings: ServerSettings) -> None:
+    InlinePairArgument = inline_pair_model(settings.max_text_chars)  # noqa: N806 - a type, named as one
+
+    @server.tool(annotations=_WRITES)
+    @readable_errors(ToolError)
+    def fit(
+        ctx: Context,
+        mechanism: MechanismName = "human",
+        model: Annotated[ModelName, Field(description="hmdr, or a baseline: shared, specific, dirty, flat.")] = "hmdr",
+        annotator: AnnotatorName | None = None,
+        source: SourceName | None = None,
+        ood_seeds: Annotated[
+            int, Field(ge=0, le=10, description="Seeds per held-out domain for out-of-domain accuracy (0: skip).")
+        ] = 1,
+    ) -> FitResult:
+        """Fit (or re-fit) a model of a mechanism's choices from the concept vectors in the store: the
+        paper's 9-configuration grid by 5-fold CV, refit on all pairs, stored. Returns its in-domain CV
+        accuracy and, with two or more domains, its leave-one-domain-out accuracy."""
+        with workspace_of(ctx).store() as store:
+            report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
+            if not ood_seeds:
+                return FitResult(fit=report, out_of_domain=None, out_of_domain_note="not computed (ood_seeds=0)")
+            try:
+                [ood] = evaluate_mechanism(
+                    store,
+                    mechanism,
+                    protocol="ood",
+                    models=[model],
+                    annotator=annotator,
+                    source=source,
+                    seeds=ood_seeds,
+                )
+            # The fit itself stands when OOD cannot be computed: one domain only (WhyprefError), or, on
+            # tiny sets, a tuning fold of the training domains with one class (the library's ValueError).
+            except (WhyprefError, ValueError) as error:
+                return FitResult(fit=report, out_of_domain=None, out_of_domain_note=str(error))
+            return FitResult(fit=report, out_of_domain=ood)
+
+    @server.tool(annotations=_READS)
+    @readable_errors(ToolError)
+    def evaluate(
+        ctx: Context,
+        mechanism: MechanismName = "human",
+        protocol: Annotated[
+            Protocol, Field(description="in-domain: repeated random splits; ood: leave one domain out.")
+        ] = "in-domain",
+        models: Annotated[
+            tuple[ModelName, ...], Field(min_length=1, max_length=5, description="Models to compare.")
+        ] = ("hmdr",),
+        annotator: AnnotatorName | None = None,
+        source: SourceName | None = None,
+        repeats: Annotated[int, Field(ge=1, le=100, description="in-domain: number of random splits.")] = 25,
+        seeds: Annotated[int, Field(ge=1, le=20, description="ood: seeds per held-out domain.")] = 5,
+    ) -> EvaluationResult:
+        """Held-out accuracy of models of a mechanism, with 95% bootstrap intervals and per domain (ties
+        count 0.5). Refits many times: slower than fit."""
+        with workspace_of(ctx).store() as store:
+            results = evaluate_mechanism(
+                store,
+                mechanism,
+                protocol=protocol,
+                models=list(models),
+                annotator=annotator,
+                source=source,
+                repeats=repeats,
+                seeds=seeds,
+            )
+        return EvaluationResult(mechanism=mechanism, results=results)
+
+    @server.tool(annotations=_WRITES)
+    @readable_errors(ToolError)
+    def explain(
+        ctx: Context,
+        mechanism: MechanismName = "human",
+        pair_id: PairId | None = None,
+        pair: Annotated[
+            InlinePairArgument | None,  # type: ignore[valid-type]
+            Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
+        ] = None,
+        domain: Annotated[DomainName | None, Field(description="Global only: just this domain.")] = None,
+        top_k: TopK = 10,
+        bootstrap: Annotated[
+            int, Field(ge=0, le=500, description="Global only: bootstrap refits for 95% intervals (0: none).")
+        ] = 0,
+        model_id: ModelId | None = None,
+    ) -> ExplainResult:
+        """Why a mechanism prefers what it prefers. Without a pair: the global lift of each concept per
+        domain (in %: how much more likely, at even odds, a response is preferred for showing the concept
+        more), split into a shared and a domain-specific part, top concepts by |lift|, optionally with
+        bootstrap intervals; the chart and its JSON are written to the report folder. With pair_id or an
+        inline pair: the local lift of each concept on that pair (% change in the probability that A is
+        preferred if A showed it one step more) and that probability."""
+        workspace = workspace_of(ctx)
+        with workspace.store() as store:
+            if pair_id is None and pair is None:
+                explanation = explain_global(
+                    store,
+                    mechanism,
+                    model_id=model_id,
+                    domain=domain,
+                    top_k=top_k,
+                    n_bootstrap=bootstrap,
+                    out_dir=workspace.settings.report_dir,
+                )
+                return ExplainResult(scope="global", global_explanation=explanation)
+            if domain is not None or bootstrap:
+                raise ToolError("domain and bootstrap apply to global explanations only (a pair has its own domain)")
+            explained = _one_pair(workspace, store, mechanism, pair_id, pair, model_id)
+        local = explained.explanation
+        top = explained.model_copy(
+            update={"explanation": local.model_copy(update={"concepts": local.concepts[:top_k]})}
+        )
+        return ExplainResult(scope="pair", pair=top)
+
+    @server.tool(annotations=_READS)
+    @readable_errors(ToolError)
+    def predict(
+        ctx: Context,
+        mechanism: MechanismName = "human",
+        pair_id: PairId | None = None,
+        pair: Annotated[
+            InlinePairArgument | None,  # type: ignore[valid-type]
+            Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
+        ] = None,
+        model_id: ModelId | None = None,
+    ) -> Prediction:
+        """Which response a mechanism would prefer, by its fitted model: for a stored pair (pair_id) or a
+        pair given inline."""
+        workspace = workspace_of(ctx)
+        with workspace.store() as store:
+            explained = _one_pair(workspace, store, mechanism, pair_id, pair, model_id)
+        local = explained.explanation
+        preferred: Literal["A", "B", "tie"] = "A" if local.p_a > 0.5 else "B" if local.p_a < 0.5 else "tie"
+        return Prediction(
+            pair_id=local.pair_id,
+            domain=local.domain,
+            mechanism=mechanism,
+            p_a=local.p_a,
+            preferred=preferred,
+            label=local.label,
+            unvalued_concepts=explained.unvalued_concepts,
+        )
+
+    @server.tool(annotations=_READS)
+    @readable_errors(ToolError)
+    def compare_mechanisms(
+        ctx: Context,
+        reference: Annotated[MechanismName, Field(description="The mechanism others are compared with.")] = "human",
+        mechanisms: Annotated[
+            tuple[MechanismName, ...], Field(max_length=20, description="Mechanisms to compare (default: all others).")
+        ] = (),
+        source: SourceName | None = None,
+        domain: Annotated[DomainName | None, Field(description="Only this domain.")] = None,
+        top_k: TopK = 5,
+    ) -> MechanismComparison:
+        """How mechanisms (e.g. an LLM judge and humans) agree, overall and per domain, and what each
+        rewards: the top concepts of its fitted model per domain. Agreement follows the method: over
+        pairs the reference did not tie, 1 for the same verdict, 0.5 when the other ties."""
+        with workspace_of(ctx).store() as store:
+            check_mechanisms(store, reference, *mechanisms)
+            others = list(mechanisms) or sorted(mechanism_names(store) - {reference})
+            stats = store_stats(store, source=source, domain=domain, reference=reference)
+            fitted = {record.mechanism for record in store.models()}
+            compared = [reference, *others]
+            return MechanismComparison(
+                reference=reference,
+                agreement=[a for a in stats.agreement if a.reference == reference and a.mechanism in others],
+                per_domain=[a for a in stats.per_domain if a.mechanism in others],
+                explanations=[explain_global(store, m, domain=domain, top_k=top_k) for m in compared if m in fitted],
+                without_model=[m for m in compared if m not in fitted],
+            )

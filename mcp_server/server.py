@@ -1,0 +1,57 @@
+"""The server factory, and running it on stdio (IDE hosts) or streamable HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+
+from mcp_server import concept_tools, data_tools, model_tools, prompts, resources
+from mcp_server.settings import ServerSettings
+from mcp_server.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+whypref explains why responses were preferred (by humans, LLM judges, reward models) in terms of
+named concepts, per domain. A typical session: import_pairs (or use a store that has data) ->
+annotate (measured concepts are free; LLM concepts need an endpoint) -> fit -> explain (global, or
+one pair) / predict / compare_mechanisms. discover proposes concepts with the LLM. Resources list
+concepts (whypref://concepts, concepts://{id}), mechanisms, fitted models (models://{id}) and the
+latest report."""
+
+
+def create_server(settings: ServerSettings) -> MCPServer[Workspace]:
+    """A whypref MCP server over the store in ``settings``; the store is opened per request."""
+    workspace = Workspace(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Workspace]) -> AsyncIterator[Workspace]:
+        await anyio.to_thread.run_sync(workspace.prepare)
+        yield workspace
+
+    server: MCPServer[Workspace] = MCPServer(
+        "whypref", version=version("whypref"), instructions=INSTRUCTIONS, lifespan=lifespan
+    )
+    model_tools.register(server, settings)
+    concept_tools.register(server)
+    data_tools.register(server)
+    resources.register(server, workspace)
+    prompts.register(server)
+    return server
+
+
+def serve(settings: ServerSettings, transport: Literal["stdio", "http"], host: str, port: int) -> None:
+    """Run until stopped. Under stdio only protocol messages reach stdout; logs go to stderr."""
+    server = create_server(settings)
+    if transport == "stdio":
+        server.run("stdio")
+        return
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s: anyone who can reach it can read and change the store (no auth)", host)
+    server.run("streamable-http", host=host, port=port)

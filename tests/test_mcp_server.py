@@ -1,0 +1,427 @@
+"""The MCP server through the SDK's in-memory client: every tool, resource and prompt, and each kind of
+bad argument, on a copy of a small fitted store (the demo set with its measured concepts)."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.client.client import Client
+from mcp.shared.exceptions import MCPError
+
+from mcp_server.server import create_server
+from mcp_server.settings import ServerSettings
+from tools.annotation import Annotation, AnnotationConfig
+from tools.demo_data import DEMO_MECHANISMS, demo_pairs, write_demo_set
+from tools.stats import store_stats
+from tools.store import ConceptStore
+from tools.workflows import explain_pair, fit_mechanism
+
+pytestmark = pytest.mark.anyio
+
+LONG_A = {
+    "query": "How do I make a simple tomato sauce?",
+    "response_a": "1. Simmer crushed tomatoes with garlic and olive oil.\n2. Season and taste.\n\n"
+    + "Let it cook gently for twenty minutes so the flavours come together. " * 4,
+    "response_b": "Simmer tomatoes.",
+    "domain": "cooking",
+}
+
+
+def build_demo_store(path: Path, *, fitted: bool = True) -> None:
+    """The demo set (3 domains, humans and a length-loving judge), measured concepts, both mechanisms fitted."""
+    with ConceptStore(path) as store:
+        items = demo_pairs(8)
+        store.add_labeled_pairs(items, DEMO_MECHANISMS)
+        Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([item.pair for item in items])
+        if fitted:
+            for mechanism in DEMO_MECHANISMS:
+                fit_mechanism(store, mechanism.name)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "demo.db"
+    build_demo_store(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_llm(monkeypatch):
+    monkeypatch.delenv("WHYPREF_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    (tmp_path / "data").mkdir()
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(demo_template, tmp_path, data_dir) -> ServerSettings:
+    db = tmp_path / "store" / "demo.db"
+    db.parent.mkdir()
+    shutil.copy(demo_template, db)
+    return ServerSettings(db=db, allowed_dirs=(data_dir,), max_text_chars=2000)
+
+
+async def call(settings: ServerSettings, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call one tool on a fresh in-memory connection; return its structured output (asserting success)."""
+    async with Client(create_server(settings)) as client:
+        result = await client.call_tool(tool, arguments or {})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def failure(settings: ServerSettings, tool: str, arguments: dict[str, Any]) -> str:
+    """Call one tool expecting a tool error; return its text."""
+    async with Client(create_server(settings)) as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+async def read(settings: ServerSettings, uri: str) -> Any:
+    async with Client(create_server(settings)) as client:
+        result = await client.read_resource(uri)
+    return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+def a_pair_id(settings: ServerSettings) -> str:
+    with ConceptStore(settings.db, create=False) as store:
+        return next(store.pairs()).id
+
+
+def digest(settings: ServerSettings) -> str:
+    with ConceptStore(settings.db, create=False) as store:
+        return store.content_digest()
+
+
+# -- what the server offers -------------------------------------------------------------------------
+async def test_lists_every_tool_resource_and_prompt(settings):
+    async with Client(create_server(settings)) as client:
+        tools = (await client.list_tools()).tools
+        resources = (await client.list_resources()).resources
+        templates = (await client.list_resource_templates()).resource_templates
+        prompts = (await client.list_prompts()).prompts
+    assert {t.name for t in tools} == {
+        "explain",
+        "fit",
+        "evaluate",
+        "predict",
+        "compare_mechanisms",
+        "import_pairs",
+        "list_concepts",
+        "add_concept",
+        "discover",
+        "annotate",
+    }
+    assert all(t.output_schema is not None and t.description for t in tools)  # structured, documented
+    pair_schema = next(t for t in tools if t.name == "explain").input_schema["$defs"]["InlinePair"]
+    assert pair_schema["properties"]["response_a"]["maxLength"] == 2000  # the configured size limit
+    assert {str(r.uri) for r in resources} == {
+        "whypref://concepts",
+        "whypref://mechanisms",
+        "whypref://models",
+        "whypref://reports/latest",
+    }
+    assert {t.uri_template for t in templates} == {"concepts://{concept_id}", "models://{model_id}"}
+    assert {p.name for p in prompts} == {"explain_disagreement", "judge_rewards"}
+
+
+# -- model tools ------------------------------------------------------------------------------------
+async def test_fit_returns_in_domain_and_out_of_domain_accuracy(settings):
+    out = await call(settings, "fit", {"mechanism": "human", "ood_seeds": 1})
+    fit, ood = out["fit"], out["out_of_domain"]
+    assert fit["pairs"] == 24 and fit["domains"] == ["coding", "cooking", "health"] and len(fit["cv_table"]) == 9
+    assert 0.5 < fit["cv_accuracy"] <= 1
+    assert ood["protocol"] == "out_of_domain" and set(ood["per_domain"]) == {"coding", "cooking", "health"}
+    with ConceptStore(settings.db, create=False) as store:
+        assert fit["model_id"] in {r.id for r in store.models(mechanism="human")}
+
+
+async def test_fit_stands_when_out_of_domain_accuracy_cannot_be_computed(settings):
+    skipped = await call(settings, "fit", {"mechanism": "human", "ood_seeds": 0})
+    assert skipped["out_of_domain"] is None and "ood_seeds=0" in skipped["out_of_domain_note"]
+    specific = await call(settings, "fit", {"mechanism": "human", "model": "specific"})
+    assert specific["out_of_domain"] is None and "unseen domain" in specific["out_of_domain_note"]
+    # The judge ties 8 of 24 pairs (its verdict flips with the order): too few left to tune per held-out domain.
+    judge = await call(settings, "fit", {"mechanism": "judge-verbose"})
+    assert judge["fit"]["pairs"] == 16 and judge["fit"]["ties_left_out"] == 8
+    assert judge["out_of_domain"] is None and "needs both labels" in judge["out_of_domain_note"]
+
+
+async def test_evaluate_both_protocols(settings):
+    out = await call(settings, "evaluate", {"mechanism": "human", "models": ["hmdr", "flat"], "repeats": 2})
+    assert [r["model"] for r in out["results"]] == ["hmdr", "flat"]
+    for result in out["results"]:
+        assert result["protocol"] == "in_domain" and len(result["splits"]) == 2
+        assert 0 <= result["accuracy"]["low"] <= result["accuracy"]["estimate"] <= result["accuracy"]["high"] <= 1
+    ood = await call(settings, "evaluate", {"mechanism": "human", "protocol": "ood", "seeds": 1})
+    assert {s["held_out_domain"] for s in ood["results"][0]["splits"]} == {"coding", "cooking", "health"}
+
+
+async def test_explain_global_writes_the_latest_report(settings):
+    out = await call(settings, "explain", {"mechanism": "judge-verbose", "top_k": 3})
+    explanation = out["global_explanation"]
+    assert out["scope"] == "global" and out["pair"] is None
+    for domain in explanation["lift"]["domains"]:
+        assert len(domain["concepts"]) == 3
+        assert domain["concepts"][0]["concept"] == "Length"  # the judge loves length, in every domain
+    json_path = Path(explanation["json_path"])
+    assert json_path.parent == settings.report_dir and Path(explanation["png"]).is_file()
+    latest = await read(settings, "whypref://reports/latest")
+    assert latest == json.loads(json_path.read_text()) and latest["mechanism"] == "judge-verbose"
+
+
+async def test_explain_global_with_intervals_for_one_domain(settings):
+    out = await call(settings, "explain", {"mechanism": "human", "domain": "coding", "bootstrap": 5, "top_k": 2})
+    lift = out["global_explanation"]["lift"]
+    assert lift["n_bootstrap"] == 5 and [d["domain"] for d in lift["domains"]] == ["coding"]
+    assert all(c["low"] <= c["total"] <= c["high"] for c in lift["domains"][0]["concepts"])
+
+
+async def test_explain_a_stored_pair_as_the_library_does(settings):
+    pair_id = a_pair_id(settings)
+    out = await call(settings, "explain", {"mechanism": "human", "pair_id": pair_id, "top_k": 4})
+    pair = out["pair"]
+    with ConceptStore(settings.db, create=False) as store:
+        expected = explain_pair(store, "human", pair_id)
+    assert out["scope"] == "pair" and pair["inline"] is False and pair["unvalued_concepts"] == []
+    assert pair["explanation"]["p_a"] == pytest.approx(expected.p_a)
+    assert pair["explanation"]["label"] == expected.label
+    assert pair["explanation"]["concepts"] == [c.model_dump() for c in expected.concepts[:4]]
+
+
+async def test_explain_an_inline_pair_writes_nothing(settings):
+    before = digest(settings)
+    out = await call(settings, "explain", {"mechanism": "judge-verbose", "pair": LONG_A})
+    pair = out["pair"]
+    values = {c["concept"]: c["value"] for c in pair["explanation"]["concepts"]}
+    assert pair["inline"] is True and pair["unvalued_concepts"] == []  # only measured concepts in this model
+    assert values["Length"] > 0.5 and values["List Formatting"] == 1.0  # A is longer and has the list
+    assert pair["explanation"]["p_a"] > 0.5 and pair["explanation"]["label"] is None
+    assert digest(settings) == before
+
+
+async def test_predict_stored_and_inline_pairs(settings):
+    pair_id = a_pair_id(settings)
+    stored = await call(settings, "predict", {"mechanism": "human", "pair_id": pair_id})
+    explained = await call(settings, "explain", {"mechanism": "human", "pair_id": pair_id})
+    assert stored["p_a"] == pytest.approx(explained["pair"]["explanation"]["p_a"])
+    assert stored["preferred"] == ("A" if stored["p_a"] > 0.5 else "B") and stored["label"] in ("A", "B", "tie")
+    inline = await call(settings, "predict", {"mechanism": "judge-verbose", "pair": LONG_A})
+    assert inline["preferred"] == "A" and inline["label"] is None and inline["domain"] == "cooking"
+
+
+async def test_compare_mechanisms(settings):
+    out = await call(settings, "compare_mechanisms", {"reference": "human", "top_k": 2})
+    with ConceptStore(settings.db, create=False) as store:
+        expected = store_stats(store, reference="human")
+    [agreement] = out["agreement"]
+    assert agreement["mechanism"] == "judge-verbose"
+    assert agreement["accuracy"] == pytest.approx(expected.agreement[0].accuracy)
+    assert {a["domain"] for a in out["per_domain"]} == {"coding", "cooking", "health"}
+    assert [e["mechanism"] for e in out["explanations"]] == ["human", "judge-verbose"]
+    assert out["without_model"] == []
+    one_domain = await call(settings, "compare_mechanisms", {"mechanisms": ["judge-verbose"], "domain": "health"})
+    assert [d["domain"] for e in one_domain["explanations"] for d in e["lift"]["domains"]] == ["health", "health"]
+
+
+async def test_compare_mechanisms_without_models(tmp_path, data_dir):
+    build_demo_store(tmp_path / "unfitted.db", fitted=False)
+    settings = ServerSettings(db=tmp_path / "unfitted.db", allowed_dirs=(data_dir,))
+    out = await call(settings, "compare_mechanisms", {})
+    assert out["explanations"] == [] and out["without_model"] == ["human", "judge-verbose"]
+
+
+# -- concept and data tools -------------------------------------------------------------------------
+async def test_list_and_add_concepts(settings):
+    listed = await call(settings, "list_concepts", {"kind": "measured"})
+    assert len(listed["concepts"]) == 14 and all(c["values"] == 24 for c in listed["concepts"])
+    added = await call(settings, "add_concept", {"name": "Warmth", "definition": "A high score indicates warmth."})
+    assert added["id"] == "warmth" and added["concept"]["scope"] == "shared" and added["values"] == 0
+    specific = await call(
+        settings, "add_concept", {"name": "See a Doctor", "definition": "A high score ...", "domains": ["health"]}
+    )
+    assert specific["concept"]["scope"] == "domain" and specific["concept"]["domains"] == ["health"]
+    manual = await call(settings, "list_concepts", {"kind": "manual"})
+    assert [c["id"] for c in manual["concepts"]] == ["see-a-doctor", "warmth"]
+    detail = await read(settings, "concepts://warmth")
+    assert detail["concept"]["provenance"] == {"added_by": "mcp"}
+
+
+async def test_import_pairs_from_an_allowed_directory(tmp_path, data_dir):
+    settings = ServerSettings(db=tmp_path / "fresh.db", allowed_dirs=(data_dir,))
+    write_demo_set(data_dir / "votes.jsonl", per_domain=2)
+    first = await call(settings, "import_pairs", {"path": str(data_dir / "votes.jsonl"), "format": "whypref"})
+    assert first["pairs"] == 6 and first["new_pairs"] == 6 and first["mechanisms"] == ["human", "judge-verbose"]
+    again = await call(settings, "import_pairs", {"path": "votes.jsonl", "format": "whypref"})  # relative path
+    assert again["pairs"] == 6 and again["new_pairs"] == 0
+    (data_dir / "arena.csv").write_text("query,response_a,response_b,winner\nq1,a1,b1,a\nq2,a2,b2,tie\n")
+    generic = await call(settings, "import_pairs", {"path": "arena.csv", "domain": "chat", "mechanism": "crowd"})
+    assert generic["pairs"] == 2 and generic["domains"] == ["chat"] and generic["mechanisms"] == ["crowd"]
+
+
+async def test_annotate_measured_only_needs_no_llm(tmp_path, data_dir):
+    settings = ServerSettings(db=tmp_path / "fresh.db", allowed_dirs=(data_dir,))
+    write_demo_set(data_dir / "votes.jsonl", per_domain=2)
+    await call(settings, "import_pairs", {"path": "votes.jsonl", "format": "whypref"})
+    dry = await call(settings, "annotate", {"measured_only": True, "dry_run": True})
+    assert dry == {"result": None, "estimate": {}, "llm": None}
+    out = await call(settings, "annotate", {"measured_only": True, "domain": "health"})
+    assert out["result"]["pairs"] == 2 and out["result"]["measured_values"] == 2 * 14 and out["llm"] is None
+
+
+# -- resources and prompts --------------------------------------------------------------------------
+async def test_resources(settings):
+    concepts = await read(settings, "whypref://concepts")
+    assert len(concepts["concepts"]) == 14
+    length = await read(settings, "concepts://length")
+    assert length["concept"]["kind"] == "measured" and length["concept"]["provenance"] and length["values"] == 24
+    mechanisms = {m["name"]: m for m in await read(settings, "whypref://mechanisms")}
+    assert mechanisms["judge-verbose"]["kind"] == "llm_judge" and mechanisms["human"]["summary"]["labels"] == 24
+    models = await read(settings, "whypref://models")
+    assert {m["mechanism"] for m in models} == {"human", "judge-verbose"} and all(m["concepts"] == 14 for m in models)
+    judge = next(m for m in models if m["mechanism"] == "judge-verbose")
+    assert mechanisms["judge-verbose"]["models"] == [judge["id"]]
+    detail = await read(settings, f"models://{judge['id']}")
+    assert detail["model"] == judge
+    assert detail["explanation"]["lift"]["domains"][0]["concepts"][0]["concept"] == "Length"
+
+
+async def test_prompts_name_the_tools_to_call(settings):
+    async with Client(create_server(settings)) as client:
+        disagreement = await client.get_prompt("explain_disagreement", {"judge": "judge-verbose"})
+        rewards = await client.get_prompt("judge_rewards", {"judge": "judge-verbose", "domain": "coding"})
+    text = disagreement.messages[0].content.text  # type: ignore[union-attr]
+    assert "`judge-verbose`" in text and "`human`" in text and "compare_mechanisms" in text and "explain" in text
+    text = rewards.messages[0].content.text  # type: ignore[union-attr]
+    assert 'domain="coding"' in text and "bootstrap=100" in text and "whypref://models" in text
+
+
+# -- bad arguments ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        ("explain", {"mechanism": "nobody"}, "no fitted model for 'nobody'"),
+        ("fit", {"mechanism": "nobody"}, "no labels of mechanism 'nobody' (known: human, judge-verbose)"),
+        ("predict", {"mechanism": "nobody", "pair": LONG_A}, "no fitted model for 'nobody'"),
+        ("compare_mechanisms", {"mechanisms": ["nobody"]}, "unknown mechanism(s) nobody"),
+        ("evaluate", {"mechanism": "human", "models": ["hmdr", "boosted"]}, "models.1"),
+        ("explain", {"mechanism": "human", "domain": "law"}, "has no domain 'law'"),
+        ("explain", {"mechanism": "judge-verbose", "bootstrap": 20}, "HMDR needs both labels"),  # a tiny set
+        ("explain", {"pair_id": "not-a-pair-id"}, "String should match pattern"),
+        ("explain", {"pair_id": "0" * 20}, "no pair with id '00000000000000000000'"),
+        ("explain", {"pair_id": "0" * 20, "pair": LONG_A}, "exactly one of pair_id"),
+        ("predict", {}, "exactly one of pair_id"),
+        ("explain", {"pair": LONG_A, "domain": "cooking"}, "global explanations only"),
+        ("explain", {"top_k": 0}, "top_k"),
+        ("explain", {"model_id": "../../etc"}, "String should match pattern"),
+        ("explain", {"pair": {**LONG_A, "response_b": "x" * 2001}}, "at most 2000 characters"),
+        ("explain", {"pair": {**LONG_A, "response_a": ""}}, "at least 1 character"),
+        ("fit", {"mechanism": "   "}, "at least 1 character"),
+        ("add_concept", {"name": "Length", "definition": "A high score ..."}, "concept 'length' exists"),
+        ("add_concept", {"name": "!!!", "definition": "A high score ..."}, "String should match pattern"),
+        ("add_concept", {"name": "Tact", "definition": "short"}, "at least 10 characters"),
+        (
+            "add_concept",
+            {"name": "Tact", "definition": "A high score ...", "domains": ["law"]},
+            "unknown domain(s) law",
+        ),
+        ("discover", {}, "no LLM endpoint configured"),
+        ("annotate", {}, "no LLM endpoint configured"),
+        ("annotate", {"measured_only": True, "domain": "law"}, "no pairs to annotate"),
+        ("import_pairs", {"path": "votes.jsonl", "format": "parquet"}, "format"),
+        ("steer", {}, "Unknown tool"),
+    ],
+)
+async def test_bad_arguments_are_tool_errors(settings, tool, arguments, expected):
+    before = digest(settings)
+    message = await failure(settings, tool, arguments)
+    assert expected in message
+    assert digest(settings) == before  # a refused call changes nothing
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A readable preference file outside the allowed directory."""
+    (tmp_path / "secret").mkdir()
+    write_demo_set(tmp_path / "secret" / "votes.jsonl", per_domain=1)
+    return tmp_path / "secret" / "votes.jsonl"
+
+
+async def test_paths_outside_the_allowed_directories_are_refused(settings, data_dir, outside):
+    (data_dir / "escape.jsonl").symlink_to(outside)  # a symlink escaping the allowed directory
+    (data_dir / "autoj").mkdir()
+    (data_dir / "autoj" / "data.jsonl").symlink_to(outside)  # a folder with a link out of it
+    (data_dir / "inside.jsonl").symlink_to(data_dir / "autoj")  # a link staying inside is fine to follow
+    before = digest(settings)
+    cases = {
+        str(outside): "outside the allowed directories",
+        "../secret/votes.jsonl": "outside the allowed directories",
+        str(data_dir / ".." / "secret" / "votes.jsonl"): "outside the allowed directories",
+        "escape.jsonl": "outside the allowed directories",
+        "autoj": "data.jsonl links outside the allowed directories",
+        "missing.jsonl": "no such file or directory",
+        "votes\x00.jsonl": "NUL byte",
+        "~/../../etc/passwd": "outside the allowed directories",
+    }
+    for path, expected in cases.items():
+        assert expected in await failure(settings, "import_pairs", {"path": path, "format": "whypref"}), path
+    assert digest(settings) == before
+
+
+async def test_a_server_without_allowed_directories_reads_no_files(settings, outside):
+    closed = settings.model_copy(update={"allowed_dirs": ()})
+    message = await failure(closed, "import_pairs", {"path": str(outside)})
+    assert "reads no files: start it with --allow-dir" in message
+
+
+async def test_a_bad_record_is_reported_with_its_line(settings, data_dir):
+    (data_dir / "bad.jsonl").write_text(
+        '{"query": "q", "chosen": "a", "rejected": "b", "domain": "chat"}\n{"query": "q2", "chosen": "a"}\n'
+    )
+    before = digest(settings)
+    message = await failure(settings, "import_pairs", {"path": "bad.jsonl"})
+    assert "bad.jsonl, line 2" in message and "rejected" in message
+    assert digest(settings) == before  # one transaction: nothing of the file landed
+
+
+async def test_unknown_resources_and_prompt_arguments_are_errors(settings):
+    async with Client(create_server(settings)) as client:
+        for uri, expected in [
+            ("concepts://kindness", "no concept 'kindness'"),
+            ("models://0000000000000000", "no fitted model '0000000000000000'"),
+            ("concepts://..%2F..%2Fetc", "Unknown resource"),
+        ]:
+            with pytest.raises(MCPError, match=expected):
+                await client.read_resource(uri)
+        for arguments, expected in [
+            ({"judge": "gpt-5"}, r"unknown mechanism\(s\) gpt-5"),
+            ({"judge": "human", "reference": "nobody"}, r"unknown mechanism\(s\) nobody"),
+        ]:
+            with pytest.raises(MCPError, match=expected):
+                await client.get_prompt("explain_disagreement", arguments)
+        with pytest.raises(MCPError, match="unknown domain 'law'"):
+            await client.get_prompt("judge_rewards", {"judge": "human", "domain": "law"})
+
+
+async def test_no_report_before_any_explanation(settings):
+    async with Client(create_server(settings)) as client:
+        with pytest.raises(MCPError, match="no report yet"):
+            await client.read_resource("whypref://reports/latest")
+
+
+async def test_a_bug_is_a_tool_error_with_its_details_kept_on_the_server(settings, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr("mcp_server.model_tools.explain_global", broken)
+    async with Client(create_server(settings)) as client:
+        crashed = await client.call_tool("explain", {"mechanism": "human"})
+        assert crashed.is_error and crashed.content[0].text == "Error executing tool explain"  # type: ignore[union-attr]
+        still_serving = await client.call_tool("list_concepts", {})
+        assert not still_serving.is_error and len(still_serving.structured_content["concepts"]) == 14
