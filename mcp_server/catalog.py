@@ -11,14 +11,8 @@ from tools.store import ConceptStore
 from tools.workflows import explain_global
 
 
-def _value_counts(store: ConceptStore) -> dict[str, int]:
-    # The same count `whypref concepts list` shows; a store method for it would serve both.
-    query = "select concept_id, count(*) n from concept_values group by concept_id"
-    return {row["concept_id"]: row["n"] for row in store.db.query(query)}
-
-
 def concept_list(store: ConceptStore, kind: ConceptKind | None = None) -> ConceptList:
-    counts = _value_counts(store)
+    counts = store.value_counts()
     return ConceptList(concepts=[ConceptSummary.of(c, counts.get(c.id, 0)) for c in store.concepts(kind=kind)])
 
 
@@ -30,7 +24,7 @@ def concept_detail(store: ConceptStore, concept_id: str) -> ConceptDetail | None
     concept = find_concept(store, concept_id)
     if concept is None:
         return None
-    return ConceptDetail(id=concept.id, concept=concept, values=_value_counts(store).get(concept.id, 0))
+    return ConceptDetail(id=concept.id, concept=concept, values=store.value_counts().get(concept.id, 0))
 
 
 def mechanism_names(store: ConceptStore) -> set[str]:

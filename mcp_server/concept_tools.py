@@ -13,13 +13,13 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mcp_server.arguments import DomainName, MechanismName, SourceName
-from mcp_server.catalog import concept_detail, concept_list, find_concept
+from mcp_server.catalog import concept_detail, concept_list
 from mcp_server.errors import readable_errors
 from mcp_server.progress import ProgressRelay
 from mcp_server.results import AnnotateOutcome, ConceptDetail, ConceptList, DiscoverOutcome, LLMUse
 from mcp_server.workspace import workspace_of
 from tools.annotation import Annotation, AnnotationConfig, Representation
-from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
+from tools.concepts import Concept, ConceptKind, ConceptScope
 from tools.discovery import Discovery, DiscoveryConfig
 from tools.errors import WhyprefError
 from tools.llm import LLM
@@ -65,21 +65,16 @@ def register(server: MCPServer[Any]) -> None:
     ) -> ConceptDetail:
         """Add a concept by hand. It has no values until pairs are annotated (annotate) with an LLM."""
         with workspace_of(ctx).store() as store:
-            new_id = concept_id(name)
-            if find_concept(store, new_id) is not None:
-                raise WhyprefError(f"concept {new_id!r} exists (read concepts://{new_id})")
-            unknown = sorted(set(domains) - set(store.domains()))
-            if unknown:
-                raise WhyprefError(f"unknown domain(s) {', '.join(unknown)} (known: {', '.join(store.domains())})")
-            concept = Concept(
-                name=name,
-                definition=definition,
-                kind=ConceptKind.MANUAL,
-                scope=ConceptScope.DOMAIN if domains else ConceptScope.SHARED,
-                domains=domains,
-                provenance={"added_by": "mcp"},
+            new_id = store.add_concept(
+                Concept(
+                    name=name,
+                    definition=definition,
+                    kind=ConceptKind.MANUAL,
+                    scope=ConceptScope.DOMAIN if domains else ConceptScope.SHARED,
+                    domains=domains,
+                    provenance={"added_by": "mcp"},
+                )
             )
-            store.upsert_concepts([concept])
             detail = concept_detail(store, new_id)
         assert detail is not None
         return detail

@@ -433,6 +433,20 @@ class ConceptStore:
             for row in self.db.query(f"select * from concepts{where} order by id", args)
         ]
 
+    def add_concept(self, concept: Concept) -> str:
+        """Add a new concept; its id must be free and its domains known to the store."""
+        if any(c.id == concept.id for c in self.concepts()):
+            raise StoreError(f"concept {concept.id!r} exists (edit it instead)")
+        unknown = sorted(set(concept.domains) - set(self.domains()))
+        if unknown:
+            raise StoreError(f"unknown domain(s) {', '.join(unknown)} (known: {', '.join(self.domains())})")
+        return self.upsert_concepts([concept])[0]
+
+    def value_counts(self) -> dict[str, int]:
+        """How many values (all annotators) each concept has."""
+        query = "select concept_id, count(*) n from concept_values group by concept_id"
+        return {row["concept_id"]: row["n"] for row in self.db.query(query)}
+
     def delete_concept(self, concept_id: str) -> None:
         """Remove a concept and every value of it."""
         with self.atomic():

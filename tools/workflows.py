@@ -172,19 +172,17 @@ def evaluate_mechanism(
     d = _design(store, mechanism, annotator, source)
     if protocol == "ood" and len(set(d.domains)) < 2:
         raise WhyprefError("the out-of-domain protocol needs at least two domains")
-    results = []
-    for model in models:
-        if protocol == "in-domain":
-            results.append(
-                evaluate_in_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_repeats=repeats)
-            )
-        else:
-            if model == "specific":
-                raise WhyprefError("the specific-only model cannot predict an unseen domain (no OOD protocol)")
-            results.append(
-                evaluate_out_of_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_seeds=seeds)
-            )
-    return results
+    if protocol == "ood" and "specific" in models:
+        raise WhyprefError("the specific-only model cannot predict an unseen domain (no OOD protocol)")
+    try:
+        return [
+            evaluate_in_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_repeats=repeats)
+            if protocol == "in-domain"
+            else evaluate_out_of_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_seeds=seeds)
+            for model in models
+        ]
+    except ValueError as error:  # a split or tuning fold of a tiny set can hold one label only
+        raise WhyprefError(f"evaluating {mechanism!r} failed ({error}): too few pairs per domain and label") from error
 
 
 def explain_global(
@@ -208,16 +206,21 @@ def explain_global(
             source=record.payload.get("source"),
             concept_ids=record.payload["concept_ids"],
         ).without_ties()
-        lift = bootstrap_global_lift(
-            estimator,
-            design.X,
-            design.y,
-            design.domains,
-            names,
-            design.shared_mask,
-            design.domain_masks,
-            n_bootstrap=n_bootstrap,
-        )
+        try:
+            lift = bootstrap_global_lift(
+                estimator,
+                design.X,
+                design.y,
+                design.domains,
+                names,
+                design.shared_mask,
+                design.domain_masks,
+                n_bootstrap=n_bootstrap,
+            )
+        except ValueError as error:  # a resample of a tiny set can hold one label only
+            raise WhyprefError(
+                f"bootstrap on {mechanism!r} failed ({error}): too few pairs for resampling; try --bootstrap 0"
+            ) from error
     else:
         lift = global_lift(estimator, names)
     if domain is not None:

@@ -11,7 +11,7 @@ from rich.table import Table
 from tools.annotation import Annotation, AnnotationConfig, Representation
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
-from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
+from tools.concepts import Concept, ConceptKind, ConceptScope
 from tools.discovery import Discovery, DiscoveryConfig
 from tools.errors import WhyprefError
 from tools.llm import LLM
@@ -113,10 +113,7 @@ def list_command(
     """Every concept: id, name, kind, scope."""
     with ConceptStore(db, create=False) as store:
         concepts = store.concepts(kind=kind)
-        counts = {
-            r["concept_id"]: r["n"]
-            for r in store.db.query("select concept_id, count(*) n from concept_values group by concept_id")
-        }
+        counts = store.value_counts()
     table = Table(title=f"{len(concepts)} concepts")
     for column in ("id", "name", "kind", "scope", "values"):
         table.add_column(column, justify="right" if column == "values" else "left")
@@ -150,22 +147,18 @@ def add_command(
 ) -> None:
     """Add a concept by hand (annotate afterwards to give it values)."""
     with ConceptStore(db, create=False) as store:
-        if any(c.id == concept_id(name) for c in store.concepts()):
-            raise WhyprefError(f"concept {concept_id(name)!r} exists; use `whypref concepts edit`")
         scope = ConceptScope.DOMAIN if domain else ConceptScope.SHARED
-        store.upsert_concepts(
-            [
-                Concept(
-                    name=name,
-                    definition=definition,
-                    kind=ConceptKind.MANUAL,
-                    scope=scope,
-                    domains=tuple(domain),
-                    provenance={"added_by": "hand"},
-                )
-            ]
+        added = store.add_concept(
+            Concept(
+                name=name,
+                definition=definition,
+                kind=ConceptKind.MANUAL,
+                scope=scope,
+                domains=tuple(domain),
+                provenance={"added_by": "hand"},
+            )
         )
-    console.print(f"Added concept {concept_id(name)!r}.")
+    console.print(f"Added concept {added!r}.")
 
 
 @concepts_app.command("edit")
