@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
+from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Representation
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate, Request
 from tools.measured import measure_pairs, measured_concepts
@@ -29,7 +29,6 @@ from tools.pairs import Pair
 from tools.prompting import load_prompt
 from tools.store import ConceptStore
 
-Representation = Literal["comp", "score"]
 MAX_CONCEPTS_PER_CALL = 20
 ProgressCallback = Callable[[str, int, int], None]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -18,6 +18,9 @@ class ConceptKind(StrEnum):
     GENERIC = "generic"  # the fixed generic concepts of the method (Clarity, Accuracy, ...)
     MEASURED = "measured"  # computed exactly by code (length, lists, ...)
     MANUAL = "manual"  # written by a user
+
+
+Representation = Literal["comp", "score"]  # Comp-rep (A vs B, both orders) or Score-rep (1-7 each)
 
 
 class ConceptScope(StrEnum):

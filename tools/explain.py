@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel
 from scipy.special import expit
 from sklearn.utils.validation import check_is_fitted
 
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 _LIGHT, _DARK = "#9ecae1", "#08519c"  # shared part, domain part
 
@@ -241,6 +241,11 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10) -> Pat
     Path
         The written file.
     """
+    # Imported here: matplotlib costs half a second, and only charts need it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
     shown = lift.top(top_k)
     n_columns = min(4, len(shown.domains))
     n_rows = -(-len(shown.domains) // n_columns)

@@ -7,7 +7,6 @@ from itertools import combinations
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.metrics import cohen_kappa_score
 
 from tools.pairs import Verdict
 from tools.store import ConceptStore
@@ -55,6 +54,8 @@ def agreement(
     reference: list[str], other: list[str], *, names: tuple[str, str], domain: str | None = None
 ) -> Agreement:
     """Agreement of two aligned verdict lists (values of Verdict)."""
+    from sklearn.metrics import cohen_kappa_score  # here: scikit-learn costs a second at CLI start-up
+
     ref, oth = np.array(reference), np.array(other)
     scored = ref != Verdict.TIE.value
     credit = np.where(oth == ref, 1.0, np.where(oth == Verdict.TIE.value, 0.5, 0.0))

@@ -7,7 +7,6 @@ same numbers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -17,11 +16,9 @@ from tools.design import Design, load_design
 from tools.errors import StoreError, WhyprefError
 from tools.explain import GlobalLift, bootstrap_global_lift, global_lift, local_lift, plot_global_lift
 from tools.hmdr import HierarchicalMultiDomainRegression
+from tools.model_names import ModelName, Protocol
 from tools.model_selection import CVRow, ProtocolResult, evaluate_in_domain, evaluate_out_of_domain, grid_search_cv
 from tools.store import ConceptStore, FittedModelRecord, content_key
-
-ModelName = Literal["hmdr", "shared", "specific", "dirty", "flat"]
-Protocol = Literal["in-domain", "ood"]
 
 
 class FitReport(BaseModel):

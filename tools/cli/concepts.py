@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tools.annotation import Annotation, AnnotationConfig, Representation
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
-from tools.concepts import Concept, ConceptKind, ConceptScope
-from tools.discovery import Discovery, DiscoveryConfig
+from tools.concepts import Concept, ConceptKind, ConceptScope, Representation
 from tools.errors import WhyprefError
-from tools.llm import LLM
 from tools.settings import Settings
 from tools.store import ConceptStore
+
+if TYPE_CHECKING:
+    from tools.llm import LLM
 
 console = Console()
 concepts_app = typer.Typer(help="List, show, edit, delete or add concepts by hand.", no_args_is_help=True)
@@ -25,6 +25,8 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the calls and tok
 
 def make_llm(store: ConceptStore) -> LLM:
     """The configured LLM, saying plainly when it is the weak embedded default."""
+    from tools.llm import LLM
+
     settings = Settings()
     if settings.base_url is None:
         console.print(
@@ -45,6 +47,8 @@ def discover_command(
     dry_run: DryRun = False,
 ) -> None:
     """Discover concepts that separate chosen from rejected responses, per domain, with an LLM."""
+    from tools.discovery import Discovery, DiscoveryConfig
+
     config = DiscoveryConfig(mechanism=mechanism, batches_per_domain=batches, seed=seed)
     with ConceptStore(db, create=False) as store:
         llm = make_llm(store)
@@ -78,6 +82,8 @@ def annotate_command(
 ) -> None:
     """Annotate pairs as concept vectors: measured concepts always, LLM concepts unless --measured-only.
     Only values not yet in the store are asked for."""
+    from tools.annotation import Annotation, AnnotationConfig
+
     config = AnnotationConfig(representation=representation, relevance=relevance, llm_concepts=not measured_only)
     with ConceptStore(db, create=False) as store:
         pairs = list(store.pairs(source=source, domain=domain))[:limit]

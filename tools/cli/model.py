@@ -13,9 +13,9 @@ from rich.table import Table
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.design import store_planted
 from tools.importers.values import import_values
+from tools.model_names import ModelName, Protocol
 from tools.planted import make_planted
 from tools.store import ConceptStore
-from tools.workflows import ModelName, Protocol, evaluate_mechanism, explain_global, explain_pair, fit_mechanism
 
 console = Console()
 
@@ -33,6 +33,8 @@ def fit_command(
     source: SourceOption = None,
 ) -> None:
     """Fit a model of a mechanism's choices: the paper's 9-configuration grid, 5-fold CV, refit; stored."""
+    from tools.workflows import fit_mechanism
+
     with ConceptStore(db, create=False) as store, console.status(f"Fitting {model} on {mechanism}..."):
         report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
     table = Table(
@@ -71,6 +73,8 @@ def evaluate_command(
     seeds: Annotated[int, typer.Option(min=1, help="ood: seeds per held-out domain.")] = 5,
 ) -> None:
     """Held-out accuracy of models of a mechanism, with 95% bootstrap intervals (ties count 0.5)."""
+    from tools.workflows import evaluate_mechanism
+
     for name in model:
         if name not in ModelName.__args__:  # type: ignore[attr-defined]
             raise typer.BadParameter(f"unknown model {name!r} (known: {', '.join(ModelName.__args__)})")  # type: ignore[attr-defined]
@@ -116,6 +120,8 @@ def explain_command(
     out: Annotated[Path, typer.Option(help="Folder for the chart (PNG) and its data (JSON).")] = Path("reports"),
 ) -> None:
     """Why this mechanism prefers what it prefers: global lift per domain, or local lift for one pair."""
+    from tools.workflows import explain_global, explain_pair
+
     with ConceptStore(db, create=False) as store:
         if pair is not None:
             local = explain_pair(store, mechanism, pair, model_id=model_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -18,7 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tools.llm import Estimate, Usage
+if TYPE_CHECKING:
+    from tools.llm import Estimate, Usage
 
 
 @contextmanager
@@ -46,6 +48,8 @@ def stage_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
 
 
 def print_estimate(console: Console, estimates: dict[str, Estimate], note: str = "") -> None:
+    from tools.llm import Estimate
+
     table = Table(title="Dry run: what this would spend" + (f" ({note})" if note else ""))
     for column in ("stage", "calls", "cached", "prompt tokens", "completion tokens"):
         table.add_column(column, justify="left" if column == "stage" else "right")
