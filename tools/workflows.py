@@ -6,6 +6,7 @@ same numbers.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +85,12 @@ def fit_mechanism(
     # Folds are stratified by domain x label: tiny sets (demos) get fewer folds rather than failing.
     strata = np.unique(np.char.add(design.domains.astype(str), design.y.astype(str)), return_counts=True)[1]
     n_splits = max(2, min(n_splits, int(strata.max())))
-    result = grid_search_cv(
-        model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, n_splits=n_splits
-    )
+    with warnings.catch_warnings():
+        # Tiny sets have strata smaller than the folds (capped above); scikit-learn's notice is expected.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        result = grid_search_cv(
+            model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, n_splits=n_splits
+        )
     estimator = result.estimator
     best = next(row for row in result.table if row.params == result.best_params)
     model_id = content_key(
