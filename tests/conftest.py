@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools.store import ConceptStore
+from tools.testing import OpenAIStub, pipeline_responder
 
 RAW = Path(os.environ.get("WHYPREF_RAW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"))
 
@@ -22,3 +23,13 @@ def raw() -> Path:
 def store(tmp_path: Path):
     with ConceptStore(tmp_path / "store.db") as s:
         yield s
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    """An OpenAI-compatible server on 127.0.0.1 answering every whypref prompt, set as the endpoint."""
+    with OpenAIStub(pipeline_responder) as stub:
+        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
+        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+        monkeypatch.setenv("WHYPREF_API_KEY", "test")
+        yield stub

@@ -3,23 +3,12 @@
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from tools.cli import app
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, pipeline_responder
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def endpoint(monkeypatch):
-    with OpenAIStub(pipeline_responder) as stub:
-        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
-        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
-        monkeypatch.setenv("WHYPREF_API_KEY", "test")
-        yield stub
 
 
 def invoke(*args):

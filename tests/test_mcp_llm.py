@@ -8,18 +8,8 @@ from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, pipeline_responder
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def endpoint(monkeypatch):
-    with OpenAIStub(pipeline_responder) as stub:
-        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
-        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
-        monkeypatch.setenv("WHYPREF_API_KEY", "test")
-        yield stub
 
 
 @pytest.fixture

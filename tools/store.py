@@ -391,6 +391,13 @@ class ConceptStore:
         )
         return list(self.db.query(query, args))
 
+    def label(self, pair_id: str, mechanism: str) -> Label | None:
+        """One mechanism's label of one pair, if it has one."""
+        row = next(
+            self.db.query("select * from labels where pair_id = ? and mechanism = ?", [pair_id, mechanism]), None
+        )
+        return None if row is None else self._label_from_row(row)
+
     def mechanisms(self) -> list[Mechanism]:
         return [Mechanism(**row) for row in self.db.query("select * from mechanisms order by name")]
 

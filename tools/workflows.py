@@ -252,7 +252,8 @@ def explain_pair(store: ConceptStore, mechanism: str, pair_id: str, *, model_id:
     p_a = float(
         estimator.predict_proba(x[None, :], domains=np.array([pair.domain]))[0, list(estimator.classes_).index(1)]
     )
-    label = next((r["verdict"] for r in store.label_rows(mechanism=mechanism) if r["pair_id"] == pair_id), None)
+    stored = store.label(pair_id, mechanism)
+    label = stored.verdict.value if stored else None
     order = sorted(range(len(concepts)), key=lambda j: (x[j] == 0, -abs(lifts[j])))
     return LocalExplanation(
         pair_id=pair_id,
