@@ -65,8 +65,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--max-chars", type=int, default=700, help="Responses are cut to this in prompts.")
-    parser.add_argument("--generic", action=argparse.BooleanOptionalAction, default=False,
-                        help="Also annotate the method's 10 generic concepts (about twice the annotation time).")
+    parser.add_argument(
+        "--generic",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Also annotate the method's 10 generic concepts (about twice the annotation time).",
+    )
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
     console = Console()

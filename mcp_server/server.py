@@ -11,7 +11,7 @@ from typing import Literal
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server import concept_tools, data_tools, model_tools, prompts, resources
+from mcp_server import agent_tools, application_tools, concept_tools, data_tools, model_tools, prompts, resources
 from mcp_server.settings import ServerSettings
 from mcp_server.workspace import Workspace
 
@@ -21,7 +21,8 @@ INSTRUCTIONS = """\
 whypref explains why responses were preferred (by humans, LLM judges, reward models) in terms of
 named concepts, per domain. A typical session: import_pairs (or use a store that has data) ->
 annotate (measured concepts are free; LLM concepts need an endpoint) -> fit -> explain (global, or
-one pair) / predict / compare_mechanisms. discover proposes concepts with the LLM. Resources list
+one pair) / predict / compare_mechanisms. discover proposes concepts with the LLM; run_agent improves
+the concept set round by round from the model's errors, under a budget of LLM calls. Resources list
 concepts (whypref://concepts, concepts://{id}), mechanisms, fitted models (models://{id}) and the
 latest report."""
 
@@ -39,8 +40,10 @@ def create_server(settings: ServerSettings) -> MCPServer[Workspace]:
         "whypref", version=version("whypref"), instructions=INSTRUCTIONS, lifespan=lifespan
     )
     model_tools.register(server, settings)
+    application_tools.register(server, settings)
     concept_tools.register(server)
     data_tools.register(server)
+    agent_tools.register(server)
     resources.register(server, workspace)
     prompts.register(server)
     return server

@@ -93,6 +93,16 @@ def test_concurrency_is_bounded_over_http(store):
     assert stub.max_in_flight == 4
 
 
+def test_consecutive_runs_share_pooled_connections_without_losing_calls(store):
+    """Each stage is one ``run``; keep-alive connections pooled by the first must still work in the next."""
+    with OpenAIStub(lambda messages: '{"c1": 1, "c2": 1}') as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)
+        llm = LLM(chat, "stub", store=store, max_concurrency=2)
+        for stage in range(3):
+            assert llm.run([request(f"stage {stage} q{i}") for i in range(4)]) == [Answer(c1=1, c2=1)] * 4
+    assert stub.requests == 12 and llm.usage.total.missing == 0
+
+
 def test_rate_limits_and_server_errors_are_retried_with_backoff(store):
     failing = {1: 429, 2: 500, 4: 429, 7: 503}
     with OpenAIStub(lambda messages: json.dumps({"c1": 0, "c2": 2}), latency=0.01, fail=failing.get) as stub:

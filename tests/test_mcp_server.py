@@ -117,6 +117,8 @@ async def test_lists_every_tool_resource_and_prompt(settings):
         "add_concept",
         "discover",
         "annotate",
+        "steer",
+        "run_agent",
     }
     assert all(t.output_schema is not None and t.description for t in tools)  # structured, documented
     pair_schema = next(t for t in tools if t.name == "explain").input_schema["$defs"]["InlinePair"]
@@ -335,7 +337,8 @@ async def test_prompts_name_the_tools_to_call(settings):
         ("annotate", {}, "no LLM endpoint configured"),
         ("annotate", {"measured_only": True, "domain": "law"}, "no pairs to annotate"),
         ("import_pairs", {"path": "votes.jsonl", "format": "parquet"}, "format"),
-        ("steer", {}, "Unknown tool"),
+        ("steer", {}, "mechanism"),  # both required arguments are missing
+        ("no_such_tool", {}, "Unknown tool"),
     ],
 )
 async def test_bad_arguments_are_tool_errors(settings, tool, arguments, expected):

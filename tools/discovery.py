@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
@@ -44,6 +44,7 @@ GENERIC_CONCEPTS: dict[str, str] = {
 }
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+StageGuard = Callable[[str, Estimate], None]  # (stage, its cost) before it starts; raises to stop it
 
 
 # -- answer schemas -------------------------------------------------------------------------------
@@ -121,6 +122,27 @@ class Candidate:
         """Found in more domains first, then in more batches: the method's tie order for merges."""
         return (len(self.domains), len(self.batches))
 
+    @classmethod
+    def of(cls, concept: Concept) -> Candidate:
+        """A stored concept as a candidate, from the provenance discovery gave it (or its definition)."""
+
+        def listed(key: str) -> list[str]:
+            value = concept.provenance.get(key)
+            return [str(v) for v in value] if isinstance(value, list) else []
+
+        def counted(key: str, default: dict[str, int]) -> Counter[str]:
+            value = concept.provenance.get(key)
+            return Counter({str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else default)  # type: ignore[arg-type]
+
+        return cls(
+            concept.name,
+            domains=counted("domain_counts", dict.fromkeys(concept.domains, 1)),
+            batches=listed("batches"),
+            descriptions=listed("descriptions") or [concept.definition or concept.name],
+            framings=counted("framings", {}),
+            merged=listed("merged"),
+        )
+
     def absorb(self, other: Candidate) -> None:
         self.domains.update(other.domains)
         self.batches += other.batches
@@ -175,7 +197,11 @@ class _DomainPairs:
 
 
 def _labelled_pairs(
-    store: ConceptStore, mechanism: str, source: str | None, domains: Sequence[str] | None
+    store: ConceptStore,
+    mechanism: str,
+    source: str | None,
+    domains: Sequence[str] | None,
+    pair_ids: Collection[str] | None = None,
 ) -> list[_DomainPairs]:
     verdicts = {r["pair_id"]: r["verdict"] for r in store.label_rows(source=source, mechanism=mechanism)}
     if not verdicts:
@@ -184,6 +210,8 @@ def _labelled_pairs(
     for pair in store.pairs(source=source):
         verdict = verdicts.get(pair.id)
         if verdict in (None, Verdict.TIE.value) or (domains and pair.domain not in domains):
+            continue
+        if pair_ids is not None and pair.id not in pair_ids:
             continue
         entry = by_domain.setdefault(pair.domain, _DomainPairs(pair.domain, [], []))
         entry.pairs.append(pair)
@@ -205,11 +233,15 @@ class Discovery:
         config: DiscoveryConfig,
         max_chars: int = 6000,
         progress: ProgressCallback | None = None,
+        guard: StageGuard | None = None,
     ) -> None:
         self.store, self.llm, self.config, self.max_chars = store, llm, config, max_chars
         self.progress = progress or (lambda stage, done, total: None)
+        self.guard = guard
 
     def _run(self, stage: str, requests: list[Request]) -> list:
+        if self.guard is not None:
+            self.guard(stage, self.llm.estimate(requests))
         self.progress(stage, 0, len(requests))
         return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
 
@@ -281,8 +313,14 @@ class Discovery:
         return tags
 
     # 2. batches and proposals
-    def batches(self, data: list[_DomainPairs], tags: list[list[tuple[str, str]]]) -> list[tuple[str, str, list[int]]]:
-        """(domain, batch id, pair indexes): groups sharing a tag, drawn by frequency."""
+    def batches(
+        self,
+        data: list[_DomainPairs],
+        tags: list[list[tuple[str, str]]],
+        counts: Mapping[str, int] | None = None,
+    ) -> list[tuple[str, str, list[int]]]:
+        """(domain, batch id, pair indexes): groups sharing a tag, drawn by frequency; ``counts`` sets
+        the number of batches of each domain (default: ``batches_per_domain`` each)."""
         rng = random.Random(self.config.seed)
         out = []
         for entry, labels in zip(data, tags, strict=True):
@@ -291,7 +329,8 @@ class Discovery:
                 groups[label].append(i)
             keys = sorted(groups)
             weights = [len(groups[k]) for k in keys]
-            for b in range(self.config.batches_per_domain):
+            n_batches = self.config.batches_per_domain if counts is None else counts.get(entry.domain, 0)
+            for b in range(n_batches):
                 key = rng.choices(keys, weights=weights)[0]
                 members = rng.sample(groups[key], min(self.config.batch_size, len(groups[key])))
                 if len(members) < self.config.batch_size:  # a rare tag: fill up from the domain
@@ -300,7 +339,9 @@ class Discovery:
                 out.append((entry.domain, f"{entry.domain}/{b}:{key[0]}|{key[1]}", members))
         return out
 
-    def _proposal_requests(self, data: list[_DomainPairs], batches) -> list[tuple[Framing, Request[Proposal]]]:
+    def _proposal_requests(
+        self, data: list[_DomainPairs], batches, known: Sequence[str] = ()
+    ) -> list[tuple[Framing, Request[Proposal]]]:
         prompt = load_prompt("propose_concepts")
         rng = random.Random(self.config.seed + 1)
         entries = {e.domain: e for e in data}
@@ -328,7 +369,11 @@ class Discovery:
                     Request(
                         "propose",
                         prompt.render(
-                            framing=framing, pairs=shown, n_concepts=self.config.concepts_per_batch, avoid=avoid
+                            framing=framing,
+                            pairs=shown,
+                            n_concepts=self.config.concepts_per_batch,
+                            avoid=avoid,
+                            known=list(known),
                         ),
                         Proposal,
                         max_tokens=60 * self.config.concepts_per_batch,
@@ -338,8 +383,9 @@ class Discovery:
             )
         return requests
 
-    def propose(self, data: list[_DomainPairs], batches) -> dict[str, Candidate]:
-        framed = self._proposal_requests(data, batches)
+    def propose(self, data: list[_DomainPairs], batches, known: Sequence[str] = ()) -> dict[str, Candidate]:
+        """Candidates proposed for the batches; ``known`` names are shown to the model as ones to avoid."""
+        framed = self._proposal_requests(data, batches, known)
         answers = self._run("propose", [r for _, r in framed])
         candidates: dict[str, Candidate] = {}
         for (domain, batch_id, _), (framing, _), answer in zip(batches, framed, answers, strict=True):
@@ -356,12 +402,23 @@ class Discovery:
         return candidates
 
     # 3. merge
-    def merge(self, candidates: dict[str, Candidate]) -> tuple[dict[str, Candidate], list[tuple[str, str]]]:
-        names = sorted(candidates, key=lambda k: (-candidates[k].frequency[0], -candidates[k].frequency[1], k))
-        pairs = merge_candidates([candidates[k].name for k in names], self.config.name_similarity)
+    def merge(
+        self, candidates: dict[str, Candidate], fixed: Collection[str] = ()
+    ) -> tuple[dict[str, Candidate], list[tuple[str, str]]]:
+        """Merge duplicate candidates (LLM-confirmed); the more frequent survives. Keys in ``fixed``
+        (concepts already kept) always survive, and two fixed ones are never compared."""
+        names = sorted(
+            candidates,
+            key=lambda k: (k not in fixed, -candidates[k].frequency[0], -candidates[k].frequency[1], k),
+        )
+        by_name = {candidates[k].name: k for k in names}
+        pairs = [
+            (a, b)
+            for a, b in merge_candidates([candidates[k].name for k in names], self.config.name_similarity)
+            if not (by_name[a] in fixed and by_name[b] in fixed)
+        ]
         if not pairs:
             return candidates, []
-        by_name = {candidates[k].name: k for k in names}
         prompt = load_prompt("merge_concepts")
         step = self.config.pairs_per_merge_call
         chunks = [pairs[i : i + step] for i in range(0, len(pairs), step)]
@@ -455,9 +512,23 @@ class Discovery:
                 proposed.setdefault(concept_id(name), Candidate(name, descriptions=[description]))
         merged, merges = self.merge(proposed)
         definitions = self.define(merged)
-        n_domains = len(data)
+        concepts = self.to_concepts(merged, definitions, len(data))
+        ids = self.store.upsert_concepts(concepts)
+        return DiscoveryResult(
+            concepts=ids,
+            shared=sum(c.scope is ConceptScope.SHARED for c in concepts),
+            specific=sum(c.scope is ConceptScope.DOMAIN for c in concepts),
+            proposed=len(proposed),
+            merges=merges,
+            batches=len(batches),
+        )
+
+    def to_concepts(
+        self, candidates: dict[str, Candidate], definitions: Mapping[str, str], n_domains: int
+    ) -> list[Concept]:
+        """Concepts with their provenance; shared when found in at least half of ``n_domains`` domains."""
         concepts = []
-        for key, c in merged.items():
+        for key, c in candidates.items():
             generic = c.name in GENERIC_CONCEPTS
             shared = generic or len(c.domains) * 2 >= n_domains
             concepts.append(
@@ -478,15 +549,17 @@ class Discovery:
                     },
                 )
             )
-        ids = self.store.upsert_concepts(concepts)
-        return DiscoveryResult(
-            concepts=ids,
-            shared=sum(c.scope is ConceptScope.SHARED for c in concepts),
-            specific=sum(c.scope is ConceptScope.DOMAIN for c in concepts),
-            proposed=len(proposed),
-            merges=merges,
-            batches=len(batches),
-        )
+        return concepts
+
+    def propose_from_pairs(
+        self, pair_ids: Collection[str], batches_per_domain: Mapping[str, int], known: Sequence[str] = ()
+    ) -> dict[str, Candidate]:
+        """Candidates proposed from the given pairs only (e.g. those a model gets wrong), in batches of
+        ``batch_size`` drawn per domain as many times as ``batches_per_domain`` says; the model is told
+        the ``known`` concept names, to propose different ones. Nothing is stored."""
+        data = [e for e in _labelled_pairs(self.store, self.config.mechanism, None, None, pair_ids) if e.pairs]
+        batches = self.batches(data, [[("other", "other")] * len(e.pairs) for e in data], batches_per_domain)
+        return self.propose(data, batches, known)
 
     def estimate(self, source: str | None = None, domains: Sequence[str] | None = None) -> dict[str, Estimate]:
         """Calls and tokens the run would spend. Tagging is planned exactly; later stages depend on

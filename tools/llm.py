@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -125,7 +127,8 @@ class LLM:
             model_id,
             store=store,
             temperature=settings.temperature,
-            max_concurrency=settings.max_concurrency,
+            # The embedded server has one slot: calls queued there would spend their timeout waiting.
+            max_concurrency=settings.max_concurrency if settings.base_url else 1,
             validation_retries=settings.validation_retries,
         )
 
@@ -222,8 +225,36 @@ class LLM:
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
     def run(self, requests: Sequence[Request[T]], progress: Callable[[int], None] | None = None) -> list[T | None]:
-        """Synchronous entry point: answer every request (None where no valid answer came)."""
-        return asyncio.run(self.ask_many(requests, progress))
+        """Synchronous entry point: answer every request (None where no valid answer came).
+
+        Every run of the process goes through one long-lived event loop: chat clients pool their HTTP
+        connections per loop, and a fresh loop per run would find the pooled ones bound to a closed loop.
+        ``progress`` is called on the caller's thread (rich displays and MCP relays expect that).
+        """
+        ticks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        future = asyncio.run_coroutine_threadsafe(self.ask_many(requests, ticks.put), _shared_loop())
+        future.add_done_callback(lambda _: ticks.put(None))
+        try:
+            while (done := ticks.get()) is not None:
+                if progress is not None:
+                    progress(done)
+            return future.result()
+        except BaseException:  # Ctrl-C or an error in ``progress``: stop the calls still queued
+            future.cancel()
+            raise
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="whypref-llm", daemon=True).start()
+        return _loop
 
 
 def _feedback(error: Exception) -> str:

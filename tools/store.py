@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import sqlite_utils
@@ -113,6 +113,25 @@ _TABLES: dict[str, dict[str, Any]] = {
         },
         "pk": "key",
     },
+    # Added after schema version 1 (created when missing, so older stores open unchanged): what an
+    # agent run spent on LLM calls, counted call by call so a killed run loses no count, and why each
+    # concept was added, kept, merged, dropped or rejected.
+    "run_usage": {
+        "columns": {"run_id": str, "calls": int, "prompt_tokens": int, "completion_tokens": int},
+        "pk": "run_id",
+    },
+    "concept_decisions": {
+        "columns": {
+            "run_id": str,
+            "iteration": int,
+            "concept_id": str,
+            "action": str,
+            "reason": str,
+            "concept": str,
+            "metrics": str,
+        },
+        "pk": ("run_id", "iteration", "concept_id"),
+    },
 }
 
 _INDEXES: list[tuple[str, list[str]]] = [
@@ -121,6 +140,7 @@ _INDEXES: list[tuple[str, list[str]]] = [
     ("labels", ["mechanism"]),
     ("concept_values", ["concept_id"]),
     ("models", ["mechanism"]),
+    ("concept_decisions", ["run_id"]),
 ]
 
 
@@ -159,6 +179,37 @@ class FittedModelRecord(BaseModel):
     created_at: str = Field(default_factory=_now)
 
 
+class RunUsage(BaseModel):
+    """LLM calls (re-asks included) and tokens a run has spent so far."""
+
+    run_id: str
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+DecisionAction = Literal["added", "kept", "merged", "dropped", "rejected"]
+
+
+class ConceptDecision(BaseModel):
+    """Why a run added, kept, merged, dropped or rejected a concept at one iteration.
+
+    ``concept`` is the concept as it was (definition, provenance), so a deleted concept can be restored.
+    """
+
+    run_id: str
+    iteration: int
+    concept_id: str
+    action: DecisionAction
+    reason: str
+    concept: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class CachedCall(BaseModel):
     """One LLM answer kept by content hash of (model, request)."""
 
@@ -189,15 +240,18 @@ class ConceptStore:
 
     # -- life cycle ---------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
-        meta = self.db["meta"]
-        if meta.exists():  # type: ignore[union-attr]
+        fresh = not self.db["meta"].exists()  # type: ignore[union-attr]
+        if not fresh:
             row = next(self.db.query("select value from meta where key = 'schema_version'"), None)
             found = int(row["value"]) if row else None
             if found != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {found}, this whypref reads {SCHEMA_VERSION}")
+        missing = [name for name in _TABLES if not self.db[name].exists()]  # type: ignore[union-attr]
+        if not missing:  # the usual case: no write lock taken just to open a store
             return
         with self.atomic():
-            for name, spec in _TABLES.items():
+            for name in missing:
+                spec = _TABLES[name]
                 self.db[name].create(  # type: ignore[union-attr]
                     spec["columns"],
                     pk=spec["pk"],
@@ -205,8 +259,10 @@ class ConceptStore:
                     not_null=spec.get("not_null"),
                 )
             for table, columns in _INDEXES:
-                self.db[table].create_index(columns)  # type: ignore[union-attr]
-            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+                if table in missing:
+                    self.db[table].create_index(columns)  # type: ignore[union-attr]
+            if fresh:
+                self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
 
     def close(self) -> None:
         self.db.close()
@@ -534,6 +590,36 @@ class ConceptStore:
         if row is None:
             raise StoreError(f"{self.path}: no run {run_id!r}")
         return {**row, "config": json.loads(row["config"]), "stats": json.loads(row["stats"])}
+
+    def add_run_usage(self, run_id: str, calls: int, prompt_tokens: int, completion_tokens: int) -> None:
+        """Add LLM calls and tokens to what a run has spent (kept across restarts of the run)."""
+        with self.atomic():
+            self.db.execute(
+                "insert into run_usage (run_id, calls, prompt_tokens, completion_tokens) values (?, ?, ?, ?) "
+                "on conflict(run_id) do update set calls = calls + excluded.calls, "
+                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                "completion_tokens = completion_tokens + excluded.completion_tokens",
+                [run_id, calls, prompt_tokens, completion_tokens],
+            )
+
+    def run_usage(self, run_id: str) -> RunUsage:
+        row = next(self.db.query("select * from run_usage where run_id = ?", [run_id]), None)
+        return RunUsage(**row) if row else RunUsage(run_id=run_id)
+
+    def record_decisions(self, decisions: Iterable[ConceptDecision]) -> None:
+        """Upsert concept decisions (one per run, iteration and concept: re-recording is idempotent)."""
+        rows = [
+            {**d.model_dump(mode="json"), "concept": _dumps(d.concept), "metrics": _dumps(d.metrics)} for d in decisions
+        ]
+        with self.atomic():
+            self.db["concept_decisions"].upsert_all(rows, pk=("run_id", "iteration", "concept_id"))  # type: ignore[union-attr]
+
+    def decisions(self, run_id: str) -> list[ConceptDecision]:
+        query = "select * from concept_decisions where run_id = ? order by iteration, action, concept_id"
+        return [
+            ConceptDecision(**{**row, "concept": json.loads(row["concept"]), "metrics": json.loads(row["metrics"])})
+            for row in self.db.query(query, [run_id])
+        ]
 
     # -- LLM call cache -----------------------------------------------------------------------
     def cached_call(self, key: str) -> CachedCall | None:

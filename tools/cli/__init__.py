@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tools.cli import concepts, data, mcp, model
+from tools.cli import agent, applications, concepts, data, mcp, model
 from tools.errors import WhyprefError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ data.register(app)
 model.register(app)
 concepts.register(app)
 mcp.register(app)
+applications.register(app)
+agent.register(app)
 
 _errors = Console(stderr=True)
 

@@ -1,0 +1,108 @@
+"""Judges against humans on real data, without any LLM: LLMBar MT-Bench (human + 4 judges) and Auto-J
+(human + Auto-J-13B), read in place from the shared data folder.
+
+Usage: ``python benchmarks/bench_agreement.py [--top 3] [--llm-store benchmarks/out/autoj-pipeline.db]``
+
+Prints, per dataset, the agreement matrix over all mechanisms (row = reference; the method's measure:
+reference ties left out, the other's tie 0.5), then fits HMDR on the 14 measured concepts for every
+mechanism and lists, per domain, the concepts whose global lift differs most between humans and each
+judge. With ``--llm-store`` (a store annotated by bench_pipeline_autoj.py) the same comparison is made
+there with its LLM concepts as well. Results: benchmarks/out/agreement.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tools.annotation import Annotation, AnnotationConfig
+from tools.comparison import AgreementMatrix, MechanismDifferences, agreement_matrix, weight_differences
+from tools.importers import ImportOptions, import_file
+from tools.store import ConceptStore
+from tools.workflows import fit_mechanism
+
+RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+OUT = Path(__file__).resolve().parent / "out"
+DATASETS = {"llmbar/MT-Bench": (RAW / "llmbar" / "Processed" / "MT-Bench", "llmbar"), "autoj": (RAW / "autoj", "autoj")}
+
+
+def print_matrix(console: Console, title: str, matrix: AgreementMatrix) -> None:
+    table = Table(title=title)
+    table.add_column("reference \\ mechanism")
+    for name in matrix.mechanisms:
+        table.add_column(name, justify="right")
+    for reference in matrix.mechanisms:
+        cells = []
+        for name in matrix.mechanisms:
+            value = matrix.accuracy(reference, name)
+            cells.append("-" if name == reference or value is None else f"{100 * value:.1f}")
+        table.add_row(reference, *cells)
+    console.print(table)
+
+
+def print_differences(console: Console, differences: MechanismDifferences) -> None:
+    table = Table(title=f"Largest lift differences, {differences.first} - {differences.second} (global lift %)")
+    for column in ("domain", "concept", differences.first, differences.second, "difference"):
+        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
+    for entry in differences.domains:
+        for i, c in enumerate(entry.concepts):
+            table.add_row(
+                entry.domain if i == 0 else "", c.concept, f"{c.first:+.1f}", f"{c.second:+.1f}", f"{c.difference:+.1f}"
+            )
+    console.print(table)
+
+
+def compare_all(console: Console, store: ConceptStore, source: str | None, top: int, label: str) -> dict:
+    matrix = agreement_matrix(store, source=source)
+    print_matrix(console, f"{label}: agreement % (row = reference)", matrix)
+    judges = [name for name in matrix.mechanisms if name != "human"]
+    fits = {name: fit_mechanism(store, name, source=source) for name in ["human", *judges]}
+    console.print(
+        "  HMDR 5-fold CV accuracy: "
+        + ", ".join(f"{name} {100 * f.cv_accuracy:.1f}% ({f.pairs} pairs)" for name, f in fits.items()),
+        highlight=False,
+    )
+    differences = {}
+    for judge in judges:
+        differences[judge] = weight_differences(
+            store, "human", judge, first_model=fits["human"].model_id, second_model=fits[judge].model_id, top_k=top
+        )
+        print_differences(console, differences[judge])
+    return {
+        "agreement": matrix.model_dump(),
+        "fits": {name: f.model_dump(exclude={"cv_table"}) for name, f in fits.items()},
+        "differences": {name: d.model_dump() for name, d in differences.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--top", type=int, default=3, help="Concepts per domain in the difference tables.")
+    parser.add_argument("--llm-store", type=Path, default=OUT / "autoj-pipeline.db")
+    args = parser.parse_args()
+    console = Console(width=140)
+    OUT.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    results = {}
+    with ConceptStore(OUT / "agreement.db") as store:
+        for path, fmt in DATASETS.values():
+            import_file(store, path, fmt, ImportOptions())
+        Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(list(store.pairs()))
+        for source in DATASETS:
+            results[source] = compare_all(console, store, source, args.top, f"{source}, measured concepts")
+    if args.llm_store.exists():
+        with ConceptStore(args.llm_store, create=False) as store:
+            results["llm-store"] = compare_all(
+                console, store, None, args.top, f"{args.llm_store.name} (measured + LLM concepts)"
+            )
+    console.print(f"Wall time {time.perf_counter() - started:.1f} s (no LLM call).")
+    (OUT / "agreement.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
