@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from tools.annotation import Annotation, AnnotationConfig
-from tools.comparison import AgreementMatrix, MechanismDifferences, agreement_matrix, weight_differences
+from tools.cli.applications import agreement_table, differences_table
+from tools.comparison import agreement_matrix, weight_differences
 from tools.importers import ImportOptions, import_file
 from tools.store import ConceptStore
 from tools.workflows import fit_mechanism
@@ -31,35 +31,9 @@ OUT = Path(__file__).resolve().parent / "out"
 DATASETS = {"llmbar/MT-Bench": (RAW / "llmbar" / "Processed" / "MT-Bench", "llmbar"), "autoj": (RAW / "autoj", "autoj")}
 
 
-def print_matrix(console: Console, title: str, matrix: AgreementMatrix) -> None:
-    table = Table(title=title)
-    table.add_column("reference \\ mechanism")
-    for name in matrix.mechanisms:
-        table.add_column(name, justify="right")
-    for reference in matrix.mechanisms:
-        cells = []
-        for name in matrix.mechanisms:
-            value = matrix.accuracy(reference, name)
-            cells.append("-" if name == reference or value is None else f"{100 * value:.1f}")
-        table.add_row(reference, *cells)
-    console.print(table)
-
-
-def print_differences(console: Console, differences: MechanismDifferences) -> None:
-    table = Table(title=f"Largest lift differences, {differences.first} - {differences.second} (global lift %)")
-    for column in ("domain", "concept", differences.first, differences.second, "difference"):
-        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
-    for entry in differences.domains:
-        for i, c in enumerate(entry.concepts):
-            table.add_row(
-                entry.domain if i == 0 else "", c.concept, f"{c.first:+.1f}", f"{c.second:+.1f}", f"{c.difference:+.1f}"
-            )
-    console.print(table)
-
-
 def compare_all(console: Console, store: ConceptStore, source: str | None, top: int, label: str) -> dict:
     matrix = agreement_matrix(store, source=source)
-    print_matrix(console, f"{label}: agreement % (row = reference)", matrix)
+    console.print(agreement_table(matrix, f"{label}: agreement % (row = reference)"))
     judges = [name for name in matrix.mechanisms if name != "human"]
     fits = {name: fit_mechanism(store, name, source=source) for name in ["human", *judges]}
     console.print(
@@ -72,7 +46,7 @@ def compare_all(console: Console, store: ConceptStore, source: str | None, top: 
         differences[judge] = weight_differences(
             store, "human", judge, first_model=fits["human"].model_id, second_model=fits[judge].model_id, top_k=top
         )
-        print_differences(console, differences[judge])
+        console.print(differences_table(differences[judge]))
     return {
         "agreement": matrix.model_dump(),
         "fits": {name: f.model_dump(exclude={"cv_table"}) for name, f in fits.items()},

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from tools.annotation import Annotation, AnnotationConfig
+from tools.cli.applications import tiebreak_table, win_rate_table
 from tools.comparison import agreement_matrix, concept_weights, weight_differences
 from tools.importers import read_file
 from tools.judge import judge_name, label_pairs
@@ -60,14 +60,6 @@ def sample(store: ConceptStore, domains: list[str], per_domain: int):
     for domain in domains:
         chosen += [p for p in store.pairs(domain=domain) if p.id in decided][:per_domain]
     return chosen
-
-
-def percent(interval) -> str:
-    return (
-        "-"
-        if interval is None
-        else f"{100 * interval.estimate:.1f} [{100 * interval.low:.1f}, {100 * interval.high:.1f}]"
-    )
 
 
 def main() -> None:
@@ -136,12 +128,7 @@ def main() -> None:
         max_chars=args.max_chars,
         progress=progress,
     )
-    table = Table(title=f"Steering {judge} ({len(queries)} queries, k={args.k}): win rate vs plain %, 95% CI")
-    for column in ("condition", "domain", "win", "tie", "lose", "win rate"):
-        table.add_column(column, justify="left" if column in ("condition", "domain") else "right")
-    for r in result.win_rates:
-        table.add_row(r.condition, r.domain or "all", str(r.wins), str(r.ties), str(r.losses), percent(r.rate))
-    console.print(table)
+    console.print(win_rate_table(result))
     if result.unsteerable:
         console.print(f"Left out (the judge's model rewards no concept there): {', '.join(result.unsteerable)}")
     console.print(
@@ -153,12 +140,7 @@ def main() -> None:
         tiebreak = tie_break(
             store, llm, judge, k=args.k, limit=args.tiebreak, max_chars=args.max_chars, progress=progress
         )
-        tb = Table(title=f"Tie break on {tiebreak.ties} of {judge}'s ties: accuracy vs humans % (95% CI)")
-        for column in ("concepts", "resolved", "accuracy", "gain (points)"):
-            tb.add_column(column, justify="left" if column == "concepts" else "right")
-        for row in tiebreak.rows:
-            tb.add_row(row.source, str(row.resolved), percent(row.accuracy), f"{100 * row.gain:+.1f}")
-        console.print(tb)
+        console.print(tiebreak_table(tiebreak))
     console.print(f"LLM: {llm.usage.line()} on {llm.model_id}; wall time {time.perf_counter() - started:.0f} s")
     (OUT / "steering.json").write_text(
         _dump(

@@ -33,3 +33,18 @@ def endpoint(monkeypatch):
         monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
         monkeypatch.setenv("WHYPREF_API_KEY", "test")
         yield stub
+
+
+@pytest.fixture
+def demo_fitted(store):
+    """The demo set with measured concepts, and HMDR fitted for humans and the length-loving judge."""
+    from tools.annotation import Annotation, AnnotationConfig
+    from tools.demo_data import DEMO_MECHANISMS, demo_pairs
+    from tools.workflows import fit_mechanism
+
+    items = demo_pairs(8)
+    store.add_labeled_pairs(items, DEMO_MECHANISMS)
+    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([i.pair for i in items])
+    fit_mechanism(store, "human")
+    fit_mechanism(store, "judge-verbose")
+    return store

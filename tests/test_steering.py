@@ -7,10 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tools.annotation import Annotation, AnnotationConfig
 from tools.comparison import ConceptWeights, concept_weights
 from tools.concepts import Concept, ConceptScope
-from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.errors import WhyprefError
 from tools.llm import LLM
 from tools.pairs import Pair, Verdict
@@ -27,18 +25,6 @@ from tools.steering import (
     win_rate,
 )
 from tools.testing import ScriptedChat, application_responder
-from tools.workflows import fit_mechanism
-
-
-@pytest.fixture
-def fitted(store):
-    """The demo set with measured concepts, and HMDR fitted for humans and the length-loving judge."""
-    items = demo_pairs(8)
-    store.add_labeled_pairs(items, DEMO_MECHANISMS)
-    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([i.pair for i in items])
-    fit_mechanism(store, "human")
-    fit_mechanism(store, "judge-verbose")
-    return store
 
 
 def weights_of(values: dict[str, float], domain_specific: dict[str, str] | None = None) -> ConceptWeights:
@@ -79,8 +65,8 @@ def test_win_rate_is_wins_plus_half_the_ties():
     assert win_rate("random", "x", []).rate is None
 
 
-def test_steering_the_length_loving_judge(fitted):
-    store = fitted
+def test_steering_the_length_loving_judge(demo_fitted):
+    store = demo_fitted
     chat = ScriptedChat(responder=application_responder)
     llm = LLM(chat, "scripted", store=store)
     weights = concept_weights(store, "judge-verbose")
@@ -156,8 +142,8 @@ def test_http_scorer(score_server):
         HTTPScorer("http://127.0.0.1:1/", timeout=2)("q", "r")
 
 
-def test_advice_for_one_query(fitted):
-    store = fitted
+def test_advice_for_one_query(demo_fitted):
+    store = demo_fitted
     chat = ScriptedChat(responder=application_responder)
     advice = advise(store, "judge-verbose", "health", k=2)
     assert advice.response is None and len(advice.concepts) == 2 and not chat.calls
@@ -170,10 +156,10 @@ def test_advice_for_one_query(fitted):
         advise(store, "judge-verbose", "health", generator=LLM(chat, "scripted"))
 
 
-def test_held_out_queries_skip_what_the_mechanism_saw(fitted):
+def test_held_out_queries_skip_what_the_mechanism_saw(demo_fitted):
     from tools.pairs import Label, LabeledPair
 
-    store = fitted
+    store = demo_fitted
     seen = next(store.pairs(domain="coding"))
     fresh = [
         Pair(query=seen.query_text, response_a="a", response_b="b", domain="coding", source="new"),  # seen query

@@ -5,26 +5,13 @@ import re
 import numpy as np
 import pytest
 
-from tools.annotation import Annotation, AnnotationConfig
 from tools.comparison import concept_weights, weight_gap
-from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.errors import WhyprefError
 from tools.llm import LLM
 from tools.pairs import Verdict
 from tools.steering import top_concepts
 from tools.testing import ScriptedChat, application_responder
 from tools.tiebreak import tie_break, tie_subset
-from tools.workflows import fit_mechanism
-
-
-@pytest.fixture
-def fitted(store):
-    items = demo_pairs(8)
-    store.add_labeled_pairs(items, DEMO_MECHANISMS)
-    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([i.pair for i in items])
-    fit_mechanism(store, "human")
-    fit_mechanism(store, "judge-verbose")
-    return store
 
 
 def expected_verdict(a: str, b: str, names: list[str]) -> Verdict:
@@ -38,8 +25,8 @@ def expected_verdict(a: str, b: str, names: list[str]) -> Verdict:
     return Verdict.A if sa > sb else Verdict.B if sb > sa else Verdict.TIE
 
 
-def test_tie_break_per_source_of_concepts(fitted):
-    store = fitted
+def test_tie_break_per_source_of_concepts(demo_fitted):
+    store = demo_fitted
     ids = tie_subset(store, "judge-verbose", "human")
     human = {r["pair_id"]: r["verdict"] for r in store.label_rows(mechanism="human")}
     judge = {r["pair_id"]: r["verdict"] for r in store.label_rows(mechanism="judge-verbose")}
@@ -82,6 +69,7 @@ def test_tie_break_per_source_of_concepts(fitted):
     assert limited.ties == 2 and [r.source for r in limited.rows] == ["human"]
 
 
-def test_no_ties_is_a_clear_error(fitted):
+def test_no_ties_is_a_clear_error(demo_fitted):
     with pytest.raises(WhyprefError, match="'human' has no tie on a pair 'judge-verbose' decided"):
-        tie_break(fitted, LLM(ScriptedChat(responder=application_responder), "s"), "human", reference="judge-verbose")
+        llm = LLM(ScriptedChat(responder=application_responder), "s")
+        tie_break(demo_fitted, llm, "human", reference="judge-verbose")

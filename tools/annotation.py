@@ -26,7 +26,7 @@ from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate, Request
 from tools.measured import measure_pairs, measured_concepts
 from tools.pairs import Pair
-from tools.prompting import load_prompt
+from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
 MAX_CONCEPTS_PER_CALL = 20
@@ -41,10 +41,6 @@ def _answer_schema(name: str, keys: Sequence[str], values: tuple[int, ...] | typ
     """An answer with one required field per concept key (c1..cN), as the embedded model answers best."""
     kind = Literal[values] if isinstance(values, tuple) else values  # type: ignore[valid-type]
     return create_model(name, **{key: (kind, ...) for key in keys})  # type: ignore[call-overload]
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " [...]"
 
 
 Todo = list[tuple[Pair, list[Concept]]]
@@ -64,21 +60,21 @@ class Task:
 def _both(pair: Pair, limit: int) -> list[dict[str, str]]:
     return [
         {
-            "query": _cut(pair.query_text, limit),
-            "response_a": _cut(pair.response_a, limit),
-            "response_b": _cut(pair.response_b, limit),
+            "query": cut(pair.query_text, limit),
+            "response_a": cut(pair.response_a, limit),
+            "response_b": cut(pair.response_b, limit),
         }
     ]
 
 
 def _orders(pair: Pair, limit: int) -> list[dict[str, str]]:
-    a, b, query = _cut(pair.response_a, limit), _cut(pair.response_b, limit), _cut(pair.query_text, limit)
+    a, b, query = cut(pair.response_a, limit), cut(pair.response_b, limit), cut(pair.query_text, limit)
     return [{"query": query, "first": a, "second": b}, {"query": query, "first": b, "second": a}]
 
 
 def _each(pair: Pair, limit: int) -> list[dict[str, str]]:
-    query = _cut(pair.query_text, limit)
-    return [{"query": query, "response": _cut(r, limit)} for r in (pair.response_a, pair.response_b)]
+    query = cut(pair.query_text, limit)
+    return [{"query": query, "response": cut(r, limit)} for r in (pair.response_a, pair.response_b)]
 
 
 RELEVANCE = Task("relevance", "relevance", "Relevance", bool, _both)

@@ -23,7 +23,7 @@ from tools.design import scope_masks
 from tools.errors import WhyprefError
 from tools.stats import Agreement, agreement
 from tools.store import ConceptStore
-from tools.workflows import _concepts, load_model
+from tools.workflows import load_model, model_concepts
 
 LIFT_SCALE = 50.0  # global lift at even odds, in % per unit of weight (method.md, Stage 4)
 
@@ -100,7 +100,7 @@ def concept_weights(store: ConceptStore, mechanism: str, model_id: str | None = 
     return ConceptWeights(
         mechanism=mechanism,
         model_id=record.id,
-        concepts=_concepts(store, record),
+        concepts=model_concepts(store, record),
         domains=[str(d) for d in estimator.domains_],
         weights=np.vstack([estimator.coef_for(estimator.domains_, len(estimator.domains_)), estimator.coef_shared_]),
     )

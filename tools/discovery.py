@@ -24,7 +24,7 @@ from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate, Request, estimate_tokens
 from tools.pairs import Pair, Verdict
-from tools.prompting import load_prompt
+from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
 Framing = Literal["both", "chosen", "rejected"]
@@ -185,10 +185,6 @@ def merge_candidates(names: Sequence[str], similarity: float) -> list[tuple[str,
     return pairs
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " [...]"
-
-
 @dataclass
 class _DomainPairs:
     domain: str
@@ -253,7 +249,7 @@ class Discovery:
         for entry in data:
             if len(entry.pairs) < self.config.min_pairs_to_tag:
                 continue
-            queries = [_cut(p.query_text, 300) for p in entry.pairs]
+            queries = [cut(p.query_text, 300) for p in entry.pairs]
             sample = rng.sample(queries, min(len(queries), self.config.taxonomy_sample))
             requests.append(
                 Request(
@@ -276,7 +272,7 @@ class Discovery:
                     domain=entry.domain,
                     subdomains=taxonomy.subdomains,
                     tasks=taxonomy.tasks,
-                    queries=[_cut(p.query_text, 300) for p in entry.pairs[i : i + step]],
+                    queries=[cut(p.query_text, 300) for p in entry.pairs[i : i + step]],
                 ),
                 QueryTags,
                 max_tokens=40 * step,
@@ -357,9 +353,9 @@ class Discovery:
                 )
                 shown.append(
                     {
-                        "query": _cut(pair.query_text, 1000),
-                        "chosen": _cut(chosen, self.max_chars // 2),
-                        "rejected": _cut(rejected, self.max_chars // 2),
+                        "query": cut(pair.query_text, 1000),
+                        "chosen": cut(chosen, self.max_chars // 2),
+                        "rejected": cut(rejected, self.max_chars // 2),
                     }
                 )
             avoid = list(GENERIC_CONCEPTS) if number % 2 == 1 else []

@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 from tools.design import Design, load_design
 from tools.errors import WhyprefError
 from tools.hmdr import HierarchicalMultiDomainRegression
-from tools.model_selection import _strata, grid_search_cv, subset_masks
+from tools.model_selection import grid_search_cv, strata, subset_masks
 from tools.store import ConceptStore
 
 CHANCE = 0.5  # accuracy of a model with no concepts (and of every tie)
@@ -100,7 +100,7 @@ def concept_set_design(
 
 def _n_splits(y: NDArray[np.int64], domains: NDArray[np.str_], wanted: int) -> int:
     """Fewer folds for tiny sets (as ``fit`` does): the smallest domain x label stratum bounds them."""
-    counts = np.unique(_strata(domains, y), return_counts=True)[1]
+    counts = np.unique(strata(domains, y), return_counts=True)[1]
     if len(np.unique(y)) < 2 or counts.min() < 2:
         raise WhyprefError(f"too few training pairs per domain and label to cross-validate ({len(y)} pairs)")
     return int(max(2, min(wanted, counts.min())))
@@ -133,7 +133,7 @@ def score_concept_set(
             "hmdr", Xt, yt, dt, design.shared_mask, design.domain_masks, n_splits=splits, random_state=random_state
         )
         # The same folds again with the chosen configuration: out-of-fold predictions and weights per fold.
-        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=random_state).split(Xt, _strata(dt, yt))
+        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=random_state).split(Xt, strata(dt, yt))
         out_of_fold = np.zeros(yt.size)
         weighted = np.zeros(X.shape[1])
         template = clone(search.estimator)

@@ -14,11 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.annotation import _cut
 from tools.concepts import Concept
 from tools.llm import LLM, Request
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
-from tools.prompting import load_prompt
+from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
 JUDGE_STAGE = "judge"
@@ -67,7 +66,7 @@ def judge_requests(
     max_tokens = 250 if chain_of_thought else 20
     requests = []
     for pair in pairs:
-        query, a, b = (_cut(text, max_chars) for text in (pair.query_text, pair.response_a, pair.response_b))
+        query, a, b = (cut(text, max_chars) for text in (pair.query_text, pair.response_a, pair.response_b))
         listing = _listing(concepts.get(pair.domain, ())) if concepts is not None else []
         for first, second in ((a, b), (b, a)):
             messages = prompt.render(

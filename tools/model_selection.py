@@ -158,7 +158,7 @@ def subset_masks(domain_masks: DomainMasks | None, domains: ArrayLike) -> dict[A
     return {domain: mask for domain, mask in domain_masks.items() if domain in present}
 
 
-def _strata(*labels: NDArray[Any]) -> NDArray[np.intp]:
+def strata(*labels: NDArray[Any]) -> NDArray[np.intp]:
     """One integer per distinct combination of the given label arrays (e.g. domain x label)."""
     codes = np.column_stack([np.unique(values, return_inverse=True)[1] for values in labels])
     return np.unique(codes, axis=0, return_inverse=True)[1].ravel()
@@ -210,7 +210,7 @@ def grid_search_cv(
     _, template = resolve_model(model)
     X, y, domains = as_rows(X), np.asarray(y), np.asarray(domains)
     grid = param_grid if param_grid is not None else model_grid(template, np.unique(domains).size)
-    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(X, _strata(domains, y))
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(X, strata(domains, y))
     scores = np.empty((len(grid), n_splits))
     for fold, (train, test) in enumerate(folds):
         estimator = clone(template).set_params(warm_start=True)

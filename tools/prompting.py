@@ -20,6 +20,11 @@ _HEADER = re.compile(r"\{#\s*variables:\s*(.*?)\s*#\}")
 _ENV = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters for a prompt, with a marker when cut."""
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     name: str

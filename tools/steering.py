@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from tools.annotation import _cut
 from tools.comparison import LIFT_SCALE, ConceptWeights, concept_weights
 from tools.concepts import Concept
 from tools.errors import WhyprefError
@@ -25,7 +24,7 @@ from tools.judge import judge_pairs
 from tools.llm import LLM, Request
 from tools.model_selection import ConfidenceInterval, bootstrap_ci
 from tools.pairs import Pair, Verdict
-from tools.prompting import load_prompt
+from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore, content_key
 
 Strategy = Literal["explanation", "random"]
@@ -73,7 +72,7 @@ def generation_requests(
         Request(
             GENERATE_STAGE,
             prompt.render(
-                query=_cut(query, max_chars),
+                query=cut(query, max_chars),
                 concepts=[{"name": c.name, "definition": c.definition or c.name} for c in chosen],
             ),
             schema,

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tools.baselines import MODELS
+from tools.concepts import Concept
 from tools.design import Design, load_design
 from tools.errors import StoreError, WhyprefError
 from tools.explain import GlobalLift, bootstrap_global_lift, global_lift, local_lift, plot_global_lift
@@ -198,7 +199,7 @@ def explain_global(
 ) -> GlobalExplanation:
     """Global lift per domain (shared and domain parts), optionally with bootstrap intervals, as PNG + JSON."""
     record, estimator = load_model(store, mechanism, model_id)
-    names = [c.name for c in _concepts(store, record)]
+    names = [c.name for c in model_concepts(store, record)]
     if n_bootstrap:
         design = load_design(
             store,
@@ -245,7 +246,7 @@ def explain_pair(store: ConceptStore, mechanism: str, pair_id: str, *, model_id:
     """Local lift of every concept for one stored pair."""
     record, estimator = load_model(store, mechanism, model_id)
     pair = store.pair(pair_id)
-    concepts = _concepts(store, record)
+    concepts = model_concepts(store, record)
     annotator = record.payload.get("annotator")
     x = load_pair_vector(store, pair_id, [c.id for c in concepts], annotator)
     lifts = local_lift(estimator, x[None, :], np.array([pair.domain]))[0]
@@ -275,7 +276,8 @@ def load_pair_vector(store: ConceptStore, pair_id: str, concept_ids: list[str], 
     return np.array([values.get(c, 0.0) for c in concept_ids])
 
 
-def _concepts(store: ConceptStore, record: FittedModelRecord):
+def model_concepts(store: ConceptStore, record: FittedModelRecord) -> list[Concept]:
+    """The concepts of a stored model, in its column order."""
     by_id = {c.id: c for c in store.concepts()}
     missing = [c for c in record.payload["concept_ids"] if c not in by_id]
     if missing:

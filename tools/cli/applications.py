@@ -18,7 +18,10 @@ from tools.settings import Settings
 from tools.store import ConceptStore
 
 if TYPE_CHECKING:
+    from tools.comparison import AgreementMatrix, MechanismDifferences
     from tools.model_selection import ConfidenceInterval
+    from tools.steering import SteeringReport
+    from tools.tiebreak import TieBreakReport
 
 console = Console()
 JudgeOption = Annotated[str, typer.Option("--mechanism", "-m", help="The judge (a mechanism in the store).")]
@@ -94,7 +97,14 @@ def compare_command(
     with ConceptStore(db, create=False) as store:
         matrix = agreement_matrix(store, mechanisms=mechanism or None, source=source, domain=domain)
         differences = weight_differences(store, first, second, top_k=top) if second else None
-    table = Table(title="Agreement % (row = reference: its ties are left out; the other's tie counts 0.5)")
+    console.print(agreement_table(matrix))
+    if differences is not None:
+        console.print(differences_table(differences))
+
+
+def agreement_table(matrix: AgreementMatrix, title: str = "Agreement % (row = reference)") -> Table:
+    """Agreement of each column's mechanism with each row's (reference ties left out, the other's tie 0.5)."""
+    table = Table(title=title)
     table.add_column("reference \\ mechanism")
     for name in matrix.mechanisms:
         table.add_column(name, justify="right")
@@ -107,18 +117,29 @@ def compare_command(
                 for n, v in zip(matrix.mechanisms, values, strict=True)
             ),
         )
-    console.print(table)
-    if differences is None:
-        return
-    gaps = Table(title=f"What {first} rewards and {second} does not: global lift %, largest differences")
+    return table
+
+
+def differences_table(differences: MechanismDifferences) -> Table:
+    first, second = differences.first, differences.second
+    table = Table(title=f"What {first} rewards and {second} does not: global lift %, largest differences")
     for column in ("domain", "concept", first, second, "difference"):
-        gaps.add_column(column, justify="left" if column in ("domain", "concept") else "right")
+        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
     for entry in differences.domains:
         for i, c in enumerate(entry.concepts):
-            gaps.add_row(
+            table.add_row(
                 entry.domain if i == 0 else "", c.concept, f"{c.first:+.1f}", f"{c.second:+.1f}", f"{c.difference:+.1f}"
             )
-    console.print(gaps)
+    return table
+
+
+def win_rate_table(report: SteeringReport) -> Table:
+    table = Table(title=f"Steering {report.mechanism}: win rate % against plain responses ({report.evaluator}, 95% CI)")
+    for column in ("concepts", "domain", "win", "tie", "lose", "win rate"):
+        table.add_column(column, justify="left" if column in ("concepts", "domain") else "right")
+    for r in report.win_rates:
+        table.add_row(r.condition, r.domain or "all", str(r.wins), str(r.ties), str(r.losses), _interval(r.rate))
+    return table
 
 
 def steer_command(
@@ -177,12 +198,7 @@ def steer_command(
                 max_chars=max_chars,
                 progress=progress,
             )
-    table = Table(title=f"Steering {mechanism}: win rate % against plain responses ({report.evaluator}, 95% CI)")
-    for column in ("concepts", "domain", "win", "tie", "lose", "win rate"):
-        table.add_column(column, justify="left" if column in ("concepts", "domain") else "right")
-    for r in report.win_rates:
-        table.add_row(r.condition, r.domain or "all", str(r.wins), str(r.ties), str(r.losses), _interval(r.rate))
-    console.print(table)
+    console.print(win_rate_table(report))
     if out is not None:
         out.write_text(report.model_dump_json(indent=1), encoding="utf-8")
         console.print(f"Report: {out}", highlight=False)
@@ -218,14 +234,19 @@ def tiebreak_command(
                 max_chars=Settings().max_response_chars,
                 progress=progress,
             )
-    table = Table(title=f"Tie break on {report.ties} ties of {mechanism}: accuracy % against {reference} (95% CI)")
+    console.print(tiebreak_table(report))
+    console.print("Before the re-ask every tie counts 0.5 (50%).")
+    print_cost(console, llm.usage, llm.model_id)
+
+
+def tiebreak_table(report: TieBreakReport) -> Table:
+    title = f"Tie break on {report.ties} ties of {report.judge}: accuracy % against {report.reference} (95% CI)"
+    table = Table(title=title)
     for column in ("concepts from", "resolved", "accuracy", "gain (points)"):
         table.add_column(column, justify="left" if column == "concepts from" else "right")
     for row in report.rows:
         table.add_row(row.source, f"{row.resolved}/{report.ties}", _interval(row.accuracy), f"{100 * row.gain:+.1f}")
-    console.print(table)
-    console.print("Before the re-ask every tie counts 0.5 (50%).")
-    print_cost(console, llm.usage, llm.model_id)
+    return table
 
 
 def register(app: typer.Typer) -> None:
