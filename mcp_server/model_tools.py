@@ -53,6 +53,10 @@ def _one_pair(
 
 def register(server: MCPServer[Any], settings: ServerSettings) -> None:
     InlinePairArgument = inline_pair_model(settings.max_text_chars)  # noqa: N806 - a type, named as one
+    InlinePairOption = Annotated[  # noqa: N806 - a type, named as one
+        InlinePairArgument | None,  # type: ignore[valid-type]
+        Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
+    ]
 
     @server.tool(annotations=_WRITES)
     @readable_errors(ToolError)
@@ -126,10 +130,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ctx: Context,
         mechanism: MechanismName = "human",
         pair_id: PairId | None = None,
-        pair: Annotated[
-            InlinePairArgument | None,  # type: ignore[valid-type]
-            Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
-        ] = None,
+        pair: InlinePairOption = None,  # type: ignore[valid-type]
         domain: Annotated[DomainName | None, Field(description="Global only: just this domain.")] = None,
         top_k: TopK = 10,
         bootstrap: Annotated[
@@ -171,10 +172,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ctx: Context,
         mechanism: MechanismName = "human",
         pair_id: PairId | None = None,
-        pair: Annotated[
-            InlinePairArgument | None,  # type: ignore[valid-type]
-            Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
-        ] = None,
+        pair: InlinePairOption = None,  # type: ignore[valid-type]
         model_id: ModelId | None = None,
     ) -> Prediction:
         """Which response a mechanism would prefer, by its fitted model: for a stored pair (pair_id) or a

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, pipeline_responder
+from tools.testing import OpenAIStub, Responder, pipeline_responder
 
 RAW = Path(os.environ.get("WHYPREF_RAW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"))
 
@@ -25,13 +27,20 @@ def store(tmp_path: Path):
         yield s
 
 
-@pytest.fixture
-def endpoint(monkeypatch):
-    """An OpenAI-compatible server on 127.0.0.1 answering every whypref prompt, set as the endpoint."""
-    with OpenAIStub(pipeline_responder) as stub:
+@contextmanager
+def served_endpoint(monkeypatch: pytest.MonkeyPatch, responder: Responder) -> Iterator[OpenAIStub]:
+    """An OpenAI-compatible server on 127.0.0.1 answering with ``responder``, set as the endpoint."""
+    with OpenAIStub(responder) as stub:
         monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
         monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
         monkeypatch.setenv("WHYPREF_API_KEY", "test")
+        yield stub
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    """The endpoint answering every whypref prompt (discovery, annotation)."""
+    with served_endpoint(monkeypatch, pipeline_responder) as stub:
         yield stub
 
 

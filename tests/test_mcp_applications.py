@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import served_endpoint
 from mcp.client.client import Client
 
 from mcp_server.server import create_server
@@ -14,7 +15,7 @@ from tools.comparison import concept_weights
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.steering import random_concepts, top_concepts
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, application_responder
+from tools.testing import application_responder
 from tools.workflows import fit_mechanism
 
 pytestmark = pytest.mark.anyio
@@ -33,10 +34,7 @@ def settings(tmp_path: Path, monkeypatch) -> ServerSettings:
 
 @pytest.fixture
 def generator(monkeypatch):
-    with OpenAIStub(application_responder) as stub:
-        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
-        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
-        monkeypatch.setenv("WHYPREF_API_KEY", "test")
+    with served_endpoint(monkeypatch, application_responder) as stub:
         yield stub
 
 
