@@ -62,5 +62,5 @@ def model_detail(store: ConceptStore, model_id: str, top_k: int = 10) -> ModelDe
     record = next((r for r in store.models() if r.id == model_id), None)
     if record is None:
         return None
-    explanation = explain_global(store, record.mechanism, model_id=record.id, top_k=top_k)
+    explanation = explain_global(store, record.mechanism, model_id=record.id, top_k=top_k, n_bootstrap=0)
     return ModelDetail(model=ModelSummary.of(record), explanation=explanation)

@@ -27,6 +27,7 @@ from mcp_server.results import (
 from mcp_server.settings import ServerSettings
 from mcp_server.workspace import Workspace, workspace_of
 from tools.errors import WhyprefError
+from tools.model_names import DEFAULT_BOOTSTRAP
 from tools.stats import store_stats
 from tools.store import ConceptStore
 from tools.workflows import ModelName, Protocol, evaluate_mechanism, explain_global, explain_pair, fit_mechanism
@@ -66,26 +67,27 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         model: Annotated[ModelName, Field(description="hmdr, or a baseline: shared, specific, dirty, flat.")] = "hmdr",
         annotator: AnnotatorName | None = None,
         source: SourceName | None = None,
-        ood_seeds: Annotated[
-            int, Field(ge=0, le=10, description="Seeds per held-out domain for out-of-domain accuracy (0: skip).")
+        ood_repeats: Annotated[
+            int, Field(ge=0, le=5, description="Out-of-domain accuracy: tuning repeats per held-out domain (0: skip).")
         ] = 1,
     ) -> FitResult:
-        """Fit (or re-fit) a model of a mechanism's choices from the concept vectors in the store: the
-        paper's 9-configuration grid by 5-fold CV, refit on all pairs, stored. Returns its in-domain CV
-        accuracy and, with two or more domains, its leave-one-domain-out accuracy."""
+        """Fit (or re-fit) a model of a mechanism's choices from the concept vectors in the store (penalties
+        by 5-fold CV grouped by query, refit on all non-tie pairs, stored). Returns its held-out in-domain
+        accuracy over non-tie pairs beside "the longer response wins" and, with two or more domains, its
+        leave-one-domain-out accuracy, each with 95% intervals and the verdict on length."""
         with workspace_of(ctx).store() as store:
             report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
-            if not ood_seeds:
-                return FitResult(fit=report, out_of_domain=None, out_of_domain_note="not computed (ood_seeds=0)")
+            if not ood_repeats:
+                return FitResult(fit=report, out_of_domain=None, out_of_domain_note="not computed (ood_repeats=0)")
             try:
-                [ood] = evaluate_mechanism(
+                ood = evaluate_mechanism(
                     store,
                     mechanism,
                     protocol="ood",
                     models=[model],
                     annotator=annotator,
                     source=source,
-                    seeds=ood_seeds,
+                    repeats=ood_repeats,
                 )
             # The fit itself stands when OOD cannot be computed: one domain only (WhyprefError), or, on
             # tiny sets, a tuning fold of the training domains with one class (the library's ValueError).
@@ -106,13 +108,18 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ] = ("hmdr",),
         annotator: AnnotatorName | None = None,
         source: SourceName | None = None,
-        repeats: Annotated[int, Field(ge=1, le=100, description="in-domain: number of random splits.")] = 25,
-        seeds: Annotated[int, Field(ge=1, le=20, description="ood: seeds per held-out domain.")] = 5,
+        repeats: Annotated[
+            int, Field(ge=1, le=10, description="Repetitions of the split (in-domain) or of tuning (ood).")
+        ] = 1,
+        random_splits: Annotated[
+            bool, Field(description="Split pairs at random instead of by query group (leaks when queries repeat).")
+        ] = False,
     ) -> EvaluationResult:
-        """Held-out accuracy of models of a mechanism, with 95% bootstrap intervals and per domain (ties
-        count 0.5). Refits many times: slower than fit."""
+        """Held-out accuracy of models of a mechanism over non-tie pairs, with 95% intervals over the held-out
+        pairs, beside "the longer response wins" and a length-only regression on the same splits, with the
+        paired differences and whether the model explains more than length. Refits many times."""
         with workspace_of(ctx).store() as store:
-            results = evaluate_mechanism(
+            evaluation = evaluate_mechanism(
                 store,
                 mechanism,
                 protocol=protocol,
@@ -120,9 +127,9 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                 annotator=annotator,
                 source=source,
                 repeats=repeats,
-                seeds=seeds,
+                grouped=not random_splits,
             )
-        return EvaluationResult(mechanism=mechanism, results=results)
+        return EvaluationResult(mechanism=mechanism, evaluation=evaluation)
 
     @server.tool(annotations=_WRITES)
     @readable_errors(ToolError)
@@ -134,16 +141,22 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         domain: Annotated[DomainName | None, Field(description="Global only: just this domain.")] = None,
         top_k: TopK = 10,
         bootstrap: Annotated[
-            int, Field(ge=0, le=500, description="Global only: bootstrap refits for 95% intervals (0: none).")
-        ] = 0,
+            int | None,
+            Field(
+                ge=0,
+                le=500,
+                description=f"Global only: bootstrap refits for 95% intervals and selection (default "
+                f"{DEFAULT_BOOTSTRAP}; 0: none).",
+            ),
+        ] = None,
         model_id: ModelId | None = None,
     ) -> ExplainResult:
-        """Why a mechanism prefers what it prefers. Without a pair: the global lift of each concept per
-        domain (in %: how much more likely, at even odds, a response is preferred for showing the concept
-        more), split into a shared and a domain-specific part, top concepts by |lift|, optionally with
-        bootstrap intervals; the chart and its JSON are written to the report folder. With pair_id or an
-        inline pair: the local lift of each concept on that pair (% change in the probability that A is
-        preferred if A showed it one step more) and that probability."""
+        """Why a mechanism prefers what it prefers. Without a pair: the global lift of each driver per domain,
+        in probability points (the average change in the probability that a response is preferred when it
+        shows one unit more of the concept than the other), split into the part all domains share and the
+        domain's own part, with bootstrap intervals and how often refits select it; the chart and its JSON
+        are written to the report folder. With pair_id or an inline pair: what each concept's difference
+        did to the probability that A is preferred (pp; swapping A and B negates it), and that probability."""
         workspace = workspace_of(ctx)
         with workspace.store() as store:
             if pair_id is None and pair is None:
@@ -153,11 +166,11 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                     model_id=model_id,
                     domain=domain,
                     top_k=top_k,
-                    n_bootstrap=bootstrap,
+                    n_bootstrap=DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
                     out_dir=workspace.settings.report_dir,
                 )
                 return ExplainResult(scope="global", global_explanation=explanation)
-            if domain is not None or bootstrap:
+            if domain is not None or bootstrap is not None:
                 raise ToolError("domain and bootstrap apply to global explanations only (a pair has its own domain)")
             explained = _one_pair(workspace, store, mechanism, pair_id, pair, model_id)
         local = explained.explanation
@@ -217,6 +230,8 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                 reference=reference,
                 agreement=[a for a in stats.agreement if a.reference == reference and a.mechanism in others],
                 per_domain=[a for a in stats.per_domain if a.mechanism in others],
-                explanations=[explain_global(store, m, domain=domain, top_k=top_k) for m in compared if m in fitted],
+                explanations=[
+                    explain_global(store, m, domain=domain, top_k=top_k, n_bootstrap=0) for m in compared if m in fitted
+                ],
                 without_model=[m for m in compared if m not in fitted],
             )

@@ -11,7 +11,7 @@ from tools.annotation import AnnotationResult
 from tools.concepts import Concept
 from tools.discovery import DiscoveryResult
 from tools.llm import Estimate
-from tools.model_selection import ProtocolResult
+from tools.model_selection import Evaluation
 from tools.stats import Agreement, MechanismSummary
 from tools.store import FittedModelRecord
 from tools.workflows import FitReport, GlobalExplanation, LocalExplanation
@@ -52,16 +52,16 @@ class ConceptDetail(BaseModel):
 
 
 class FitResult(BaseModel):
-    fit: FitReport = Field(description="The stored model and its 5-fold CV (in-domain) accuracy per configuration.")
-    out_of_domain: ProtocolResult | None = Field(
-        description="Leave-one-domain-out accuracy of the same model type, when computed."
+    fit: FitReport = Field(description="The stored model and its held-out (in-domain) accuracy beside length.")
+    out_of_domain: Evaluation | None = Field(
+        description="Leave-one-domain-out accuracy of the same model type beside length, when computed."
     )
     out_of_domain_note: str | None = Field(default=None, description="Why out-of-domain accuracy is missing.")
 
 
 class EvaluationResult(BaseModel):
     mechanism: str
-    results: list[ProtocolResult]
+    evaluation: Evaluation
 
 
 class PairExplanation(BaseModel):

@@ -60,8 +60,8 @@ def test_shared_only_is_hmdr_without_deviations(planted: PlantedData) -> None:
 def test_flat_is_sklearn_l1_logistic_regression_on_all_concepts(planted: PlantedData) -> None:
     lam, n_domains = 0.02, len(planted.domain_names)
     model = fit(FlatRegression(lambda_shared=lam, tol=TIGHT), planted)
-    # Equal-sized domains: (1 + 1/|D|) * sum_d mean_d loss = (|D| + 1) / n * sum loss.
-    reference = l1_logistic(planted.X, planted.y, C=(n_domains + 1) / (len(planted.y) * lam))
+    # (1 + 1/|D|) times the mean loss over all rows: C = (1 + 1/|D|) / (n * lam).
+    reference = l1_logistic(planted.X, planted.y, C=(1 + 1 / n_domains) / (len(planted.y) * lam))
     assert np.any(reference[~planted.shared_mask] != 0)  # shared_mask is ignored, as documented
     np.testing.assert_allclose(model.coef_shared_, reference, atol=1e-6)
     assert np.all(model.coef_domain_ == 0)
@@ -73,7 +73,9 @@ def test_specific_only_is_one_l1_regression_per_domain(planted: PlantedData) -> 
     assert np.all(model.coef_shared_ == 0)
     for d, name in enumerate(model.domains_):
         rows, columns = planted.domains == name, planted.domain_masks[name]
-        reference = l1_logistic(planted.X[rows][:, columns], planted.y[rows], C=1 / (rows.sum() * lam))
+        # (n_d / N) * mean_d loss + lam * sqrt(n_d / N) |s(d)|  ==  mean_d loss + lam * sqrt(N / n_d) |s(d)|
+        per_domain = lam * np.sqrt(len(planted.y) / rows.sum())
+        reference = l1_logistic(planted.X[rows][:, columns], planted.y[rows], C=1 / (rows.sum() * per_domain))
         np.testing.assert_allclose(model.coef_domain_[d, columns], reference, atol=1e-6)
         assert np.all(model.coef_domain_[d, ~columns] == 0)
 

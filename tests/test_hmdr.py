@@ -29,16 +29,20 @@ def fit(data: PlantedData, **params: float) -> HierarchicalMultiDomainRegression
 def reference_objective_and_gradient(
     data: PlantedData, model: HierarchicalMultiDomainRegression, alpha: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """The objective of method.md with per-domain mean losses, written out independently of the solver."""
+    """The objective of the docstring (mean loss over all rows, deviation penalty sqrt(n_d / N)),
+    written out independently of the solver."""
     b, S = model.coef_shared_, model.coef_domain_
-    objective = model.lambda_shared * np.abs(b).sum() + model.lambda_domain * np.abs(S).sum()
+    n = len(data.y)
+    sizes = np.array([np.sum(data.domains == name) for name in model.domains_])
+    objective = model.lambda_shared * np.abs(b).sum()
+    objective += model.lambda_domain * np.sum(np.sqrt(sizes / n) * np.abs(S).sum(axis=1))
     grad_b, grad_S = np.zeros_like(b), np.zeros_like(S)
     for d, name in enumerate(model.domains_):
         X, y = data.X[data.domains == name], data.y[data.domains == name]
         for weights, term_weight, grads in ((b + S[d], 1.0, (grad_b, grad_S[d])), (b, alpha, (grad_b,))):
             margin = y * (X @ weights)
-            objective += term_weight * np.mean(np.log1p(np.exp(-margin)))
-            residual = term_weight * -y / (1.0 + np.exp(margin)) / len(y)
+            objective += term_weight * np.sum(np.log1p(np.exp(-margin))) / n
+            residual = term_weight * -y / (1.0 + np.exp(margin)) / n
             for grad in grads:
                 grad += X.T @ residual
     return objective, grad_b, grad_S
@@ -51,7 +55,9 @@ def test_kkt_conditions_hold_at_solution(planted: PlantedData) -> None:
     allowed = np.vstack([planted.shared_mask, [planted.domain_masks[d] for d in model.domains_]])
     coef = np.vstack([model.coef_shared_, model.coef_domain_])[allowed]
     grad = np.vstack([grad_b, grad_S])[allowed]
-    penalty = np.vstack([np.full_like(grad_b, 0.04), np.full_like(grad_S, 0.02)])[allowed]
+    sizes = np.array([np.sum(planted.domains == name) for name in model.domains_])
+    weights = np.sqrt(sizes / sizes.sum())[:, None]
+    penalty = np.vstack([np.full_like(grad_b, 0.04), 0.02 * weights * np.ones_like(grad_S)])[allowed]
     active = coef != 0
     assert active.sum() > 5 and (~active).sum() > 5  # both kinds of condition are exercised
     np.testing.assert_allclose(grad[active], -penalty[active] * np.sign(coef[active]), atol=1e-7)
@@ -88,11 +94,11 @@ def test_one_domain_dirty_split_matches_sklearn(planted: PlantedData) -> None:
 
 
 def test_structural_zeros_are_respected(planted: PlantedData) -> None:
-    unrestricted = HierarchicalMultiDomainRegression(lambda_shared=0.01, lambda_domain=0.01)
+    unrestricted = HierarchicalMultiDomainRegression(lambda_shared=0.0025, lambda_domain=0.005)
     unrestricted.fit(planted.X, planted.y, planted.domains)
     assert np.any(unrestricted.coef_shared_[~planted.shared_mask] != 0)  # the masks do bind
 
-    model = fit(planted, lambda_shared=0.01, lambda_domain=0.01)
+    model = fit(planted, lambda_shared=0.0025, lambda_domain=0.005)
     assert np.all(model.coef_shared_[~planted.shared_mask] == 0)
     for d, name in enumerate(model.domains_):
         assert np.all(model.coef_domain_[d, ~planted.domain_masks[name]] == 0)
@@ -164,7 +170,9 @@ def test_recovers_planted_support_and_signs() -> None:
         weight_range=(1.0, 2.0),
         density=0.5,
     )
-    model = fit(data, lambda_shared=0.05, lambda_domain=0.05)
+    # Per-domain penalties of 0.05 on each domain's mean loss: b sees the mean over 3 domains, s(d)
+    # is weighted sqrt(n_d / N) = 1 / sqrt(3) on a loss carrying n_d / N = 1 / 3 of the rows.
+    model = fit(data, lambda_shared=0.05 / 3, lambda_domain=0.05 / np.sqrt(3))
     np.testing.assert_array_equal(np.sign(model.coef_shared_), np.sign(data.coef_shared))
     np.testing.assert_array_equal(np.sign(model.coef_domain_), np.sign(data.coef_domain))
 

@@ -141,7 +141,7 @@ def test_the_applications_from_the_command_line(tmp_path, monkeypatch):
         invoke("fit", "-m", "stub-judge", "--db", db)
         invoke("fit", "-m", "human", "--db", db)
         out = invoke("compare", "--db", db, "--second", "stub-judge", "--top", "2")
-        assert "Agreement %" in out and "stub-judge" in out and "What human rewards" in out
+        assert "Agreement %" in out and "stub-judge" in out and "Where human and stub-judge differ" in out
         out = invoke("steer", "-m", "stub-judge", "--db", db, "--domain", "coding", "--query", "Sort a list?")
         assert "Concepts (stub-judge in coding" in out
         invoke("steer", "-m", "stub-judge", "--db", db, "--domain", "coding", ok=False)  # no held-out query

@@ -59,7 +59,7 @@ async def test_discover_annotate_fit_explain_with_an_llm(endpoint, settings):
         assert annotated.structured_content["result"]["measured_values"] == 12 * 14
         progress.check_increasing()
 
-        fitted = await client.call_tool("fit", {"mechanism": "human", "ood_seeds": 0})
+        fitted = await client.call_tool("fit", {"mechanism": "human", "ood_repeats": 0})
         assert not fitted.is_error, fitted.content
 
         with ConceptStore(settings.db, create=False) as store:
@@ -67,7 +67,7 @@ async def test_discover_annotate_fit_explain_with_an_llm(endpoint, settings):
         explained = await client.call_tool("explain", {"mechanism": "human", "pair": inline, "top_k": 40})
         assert not explained.is_error, explained.content
         pair = explained.structured_content["pair"]
-        values = {c["concept"]: c["value"] for c in pair["explanation"]["concepts"]}
+        values = pair["explanation"]["values"]
         assert pair["unvalued_concepts"] == []  # LLM concepts valued on the fly
         assert values["Structure"] == 1.0 and values["Engagement"] == 0.0  # the swap rule zeroes position bias
         assert endpoint.requests > requests
@@ -79,7 +79,7 @@ async def test_without_an_llm_inline_pairs_list_the_concepts_left_out(endpoint, 
     async with Client(create_server(settings)) as client:
         await client.call_tool("discover", {"batches": 1})
         await client.call_tool("annotate", {})
-        await client.call_tool("fit", {"mechanism": "human", "ood_seeds": 0})
+        await client.call_tool("fit", {"mechanism": "human", "ood_repeats": 0})
     monkeypatch.delenv("WHYPREF_BASE_URL")
     requests = endpoint.requests
     pair = {"query": "q", "response_a": "1. one\n2. two", "response_b": "one, two", "domain": "cooking"}

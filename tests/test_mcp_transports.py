@@ -57,7 +57,7 @@ async def test_stdio_with_the_sdk_client(demo_db, tmp_path):
         assert client.server_info is not None and client.server_info.name == "whypref"
         tools = {tool.name for tool in (await client.list_tools()).tools}
         assert {"fit", "explain", "import_pairs"} <= tools
-        fitted = await client.call_tool("fit", {"mechanism": "human", "ood_seeds": 0})
+        fitted = await client.call_tool("fit", {"mechanism": "human", "ood_repeats": 0})
         assert not fitted.is_error and fitted.structured_content["fit"]["pairs"] == 24
         explained = await client.call_tool("explain", {"mechanism": "human", "top_k": 2})
         assert (
@@ -189,7 +189,7 @@ async def test_fifty_simultaneous_calls_on_one_store(http_server):
         + [("add_concept", {"name": f"Concurrent {i}", "definition": "A high score indicates ..."}) for i in range(10)]
         + [("list_concepts", {})] * 10
         + [("compare_mechanisms", {"top_k": 1})] * 5
-        + [("fit", {"mechanism": "human", "ood_seeds": 0})] * 5
+        + [("fit", {"mechanism": "human", "ood_repeats": 0})] * 5
     )
     assert len(calls) == 50
     answers: list[Any] = [None] * len(calls)
@@ -219,9 +219,9 @@ async def test_fifty_simultaneous_calls_on_one_store(http_server):
             assert out["agreement"][0]["accuracy"] == pytest.approx(0.75)
         else:  # concepts added meanwhile are columns of zeros: another model id, the same accuracy
             fitted.add(out["fit"]["model_id"])
-            assert out["fit"]["pairs"] == 24 and out["fit"]["cv_accuracy"] == pytest.approx(
-                human_model.metrics["cv_accuracy"]
-            )
+            assert out["fit"]["pairs"] == 24 and out["fit"]["evaluation"]["rows"][0][
+                "non_tie_accuracy"
+            ] == pytest.approx(human_model.metrics["non_tie_accuracy"])
 
     with ConceptStore(db, create=False) as store:
         assert next(store.db.query("pragma integrity_check"))["integrity_check"] == "ok"

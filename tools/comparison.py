@@ -2,30 +2,34 @@
 
 - Agreement matrix: every ordered pair (reference, mechanism) of mechanisms with shared pairs, by the
   method's measure (``tools.stats.agreement``: reference ties left out, the other's tie counts 0.5).
-- Weight differences: two mechanisms' fitted models aligned by concept id; a concept's effective
-  weight in domain d is b + s(d) (b alone for a domain the model did not see, 0 for a concept it does
-  not use), shown as global lift (50 x weight, in %). The largest differences per domain say what one
-  mechanism rewards and the other ignores.
+- Weight differences (:func:`weight_differences`): both mechanisms fitted on the same pairs, concepts
+  and penalties, their global lifts (pp) compared per domain with paired bootstrap intervals; only
+  differences whose interval excludes 0 are called differences.
+- :class:`ConceptWeights` / :func:`weight_gap`: stored models' effective weights b + s(d), aligned by
+  concept id, which the tie break and steering rank concepts by.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tools.concepts import Concept
-from tools.design import scope_masks
+from tools.design import load_design, scope_masks
 from tools.errors import WhyprefError
+from tools.explain import lift_table
+from tools.model_selection import shared_penalty_search
+from tools.pairs import Verdict
+from tools.resampling import ClusterBootstrap, percentile_interval
 from tools.stats import Agreement, agreement
 from tools.store import ConceptStore
 from tools.workflows import load_model, model_concepts
-
-LIFT_SCALE = 50.0  # global lift at even odds, in % per unit of weight (method.md, Stage 4)
 
 
 class AgreementMatrix(BaseModel):
@@ -121,24 +125,33 @@ def weight_gap(first: ConceptWeights, second: ConceptWeights, domains: Sequence[
 
 
 class ConceptGap(BaseModel):
+    """How two mechanisms' global lift of one concept differ in one domain, in probability points."""
+
     concept_id: str
     concept: str
-    first: float  # global lift (%) for the first mechanism
+    first: float
     second: float
-    difference: float  # first - second
+    difference: float = Field(description="first - second (pp), both fitted on the same pairs and penalties.")
+    low: float
+    high: float
 
 
 class DomainGaps(BaseModel):
     domain: str
-    concepts: list[ConceptGap]  # by |difference|, largest first
+    n_pairs: int
+    concepts: list[ConceptGap] = Field(description="Differences whose interval excludes 0, largest first.")
+    not_shown: int = Field(description="Concepts compared whose difference interval includes 0.")
 
 
 class MechanismDifferences(BaseModel):
     first: str
     second: str
-    first_model: str
-    second_model: str
+    n_pairs: int = Field(description="Pairs both mechanisms labelled, neither a tie: both models' training set.")
+    params: dict[str, float] = Field(description="The one configuration both were fitted with.")
+    n_bootstrap: int
+    confidence: float
     domains: list[DomainGaps]
+    notes: list[str] = Field(default_factory=list)
 
 
 def weight_differences(
@@ -146,44 +159,89 @@ def weight_differences(
     first: str,
     second: str,
     *,
-    first_model: str | None = None,
-    second_model: str | None = None,
     domains: Sequence[str] | None = None,
+    annotator: str | None = None,
+    source: str | None = None,
     top_k: int = 5,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    random_state: int = 0,
 ) -> MechanismDifferences:
-    """The concepts whose global lift differs most between two mechanisms, per domain both models saw."""
-    a = concept_weights(store, first, first_model)
-    b = concept_weights(store, second, second_model)
-    common = [d for d in a.domains if d in b.domains]
-    chosen = list(domains) if domains else common
-    unseen = [d for d in chosen if d not in common]
-    if not chosen or unseen:
-        raise WhyprefError(
-            f"the models of {first!r} and {second!r} have no domain {', '.join(unseen) or 'in common'} "
-            f"to compare (in common: {', '.join(common) or 'none'})"
+    """What ``first`` rewards more (or less) than ``second``, per domain, with paired bootstrap intervals.
+
+    Both are fitted on the same pairs (those both labelled without a tie), concepts and penalties
+    (chosen jointly by grouped CV); the same query groups are resampled for both in every refit, so
+    each difference has its own interval, and only differences whose interval excludes 0 are listed.
+    """
+    design = load_design(store, first, annotator=annotator, source=source)
+    second_labels = {r["pair_id"]: r["verdict"] for r in store.label_rows(source=source, mechanism=second)}
+    if not second_labels:
+        raise WhyprefError(f"no labels of mechanism {second!r} here")
+    y2 = np.array([Verdict(second_labels.get(p, Verdict.TIE.value)).y for p in design.pair_ids], dtype=np.int64)
+    both = (design.y != 0) & (y2 != 0)
+    common, notes = design.subset(both).for_fitting()
+    y2 = y2[both]
+    if min(np.sum(common.y == 1), np.sum(common.y == -1), np.sum(y2 == 1), np.sum(y2 == -1)) < 2:
+        raise WhyprefError(f"{first!r} and {second!r} share too few non-tie pairs to compare ({common.y.size})")
+    chosen = list(domains) if domains else sorted(set(common.domains.tolist()))
+    unknown = [d for d in chosen if d not in set(common.domains.tolist())]
+    if unknown:
+        raise WhyprefError(f"no shared non-tie pairs in domain(s) {', '.join(unknown)}")
+    X, d, shared, masks = common.X, common.domains, common.shared_mask, common.domain_masks
+    try:
+        params, (model1, model2) = shared_penalty_search(
+            "hmdr", X, [common.y, y2], d, shared, masks, groups=common.groups, random_state=random_state
         )
-    gap = weight_gap(a, b, chosen)
-    ids = [c.id for c in gap.concepts]
+    except ValueError as error:
+        raise WhyprefError(f"comparing {first!r} and {second!r} failed ({error}): too few pairs") from error
+    names = common.concept_names
+    base = lift_table(model1, X, d) - lift_table(model2, X, d)
+    resampler = ClusterBootstrap(d, common.groups)
+    rng = np.random.default_rng(random_state)
+    refits = [copy.deepcopy(m).set_params(warm_start=True) for m in (model1, model2)]
+    samples = np.empty((n_bootstrap, *base.shape))
+    for k in range(n_bootstrap):
+        rows = resampler.rows(rng, both_classes=[common.y, y2])
+        for refit, y in zip(refits, (common.y, y2), strict=True):
+            refit.fit(X[rows], y[rows], d[rows], shared, masks)
+        samples[k] = lift_table(refits[0], X, d) - lift_table(refits[1], X, d)
+    low, high = percentile_interval(samples, confidence)
+    first_lift, second_lift = lift_table(model1, X, d), lift_table(model2, X, d)
+    fitted = [str(name) for name in model1.domains_.tolist()]
     result = []
     for domain in chosen:
-        diff = gap.row(domain)
-        order = np.argsort(-np.abs(diff), kind="stable")[:top_k]
+        row = fitted.index(domain)
+        weighted = (model1.coef_shared_ + model1.coef_domain_[row] != 0) | (
+            model2.coef_shared_ + model2.coef_domain_[row] != 0
+        )
+        order = np.argsort(-np.abs(base[row]), kind="stable")
+        significant = [j for j in order if low[row, j] > 0 or high[row, j] < 0]
         result.append(
             DomainGaps(
                 domain=domain,
+                n_pairs=int(np.sum(d == domain)),
                 concepts=[
                     ConceptGap(
-                        concept_id=ids[j],
-                        concept=gap.concepts[j].name,
-                        first=LIFT_SCALE * float(a.row(domain, [ids[j]])[0]),
-                        second=LIFT_SCALE * float(b.row(domain, [ids[j]])[0]),
-                        difference=LIFT_SCALE * float(diff[j]),
+                        concept_id=common.concepts[j].id,
+                        concept=names[j],
+                        first=float(first_lift[row, j]),
+                        second=float(second_lift[row, j]),
+                        difference=float(base[row, j]),
+                        low=float(low[row, j]),
+                        high=float(high[row, j]),
                     )
-                    for j in order
-                    if diff[j] != 0
+                    for j in significant[:top_k]
                 ],
+                not_shown=int(sum(weighted[j] for j in order if j not in significant)),
             )
         )
     return MechanismDifferences(
-        first=first, second=second, first_model=a.model_id, second_model=b.model_id, domains=result
+        first=first,
+        second=second,
+        n_pairs=int(common.y.size),
+        params=params,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        domains=result,
+        notes=notes,
     )

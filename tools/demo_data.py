@@ -137,11 +137,14 @@ def _logit(parts: _Parts, weights: dict[str, float]) -> float:
 
 
 def demo_pairs(per_domain: int = 8) -> list[LabeledPair]:
-    """``per_domain`` pairs (at most 8) in each of three domains, with human and judge labels."""
+    """``per_domain`` pairs in each of three domains, with human and judge labels. Each domain has 8
+    queries; beyond 8 pairs a query comes back with other responses (a new draw of their parts)."""
     items = []
     for domain, queries in _QUERIES.items():
-        for query, topic, gist in queries[:per_domain]:
-            flags = _draw(domain + query, 12)
+        for k in range(per_domain):
+            query, topic, gist = queries[k % len(queries)]
+            round_ = k // len(queries)
+            flags = _draw(domain + query + (f"#{round_}" if round_ else ""), 12)
             a, b = _Parts(*flags[:5]), _Parts(*flags[5:10])
             if a == b:  # identical parts would make an uninformative pair
                 b = _Parts(not a.structure, a.detail, a.specifics, a.code, a.safety)

@@ -84,12 +84,12 @@ def _summary(fits: list[FitReport], explanations: list[GlobalExplanation], llm: 
             "",
             f"## {fit.mechanism}",
             "",
-            f"HMDR on {fit.pairs} pairs, {fit.concepts} concepts: cross-validated accuracy "
-            f"{100 * fit.cv_accuracy:.0f}% (chart: {Path(explanation.png or '').name}).",
+            f"HMDR on {fit.pairs} pairs, {fit.concepts} concepts: {explanation.accuracy or fit.evaluation_note} "
+            f"(chart: {Path(explanation.png or '').name}).",
             "",
         ]
-        for domain in explanation.lift.domains:
-            top = [c for c in domain.concepts if abs(c.total) > 0.05][:3]
-            described = ", ".join(f"{c.concept} ({c.total:+.0f}%)" for c in top) or "no concept carries weight"
+        for domain in explanation.domains:
+            top = domain.concepts[:3]
+            described = ", ".join(f"{c.concept} ({c.lift:+.0f} pp)" for c in top) or "no concept carries weight"
             lines.append(f"- {domain.domain}: {described}")
     return "\n".join(lines) + "\n"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
+from tools.grouping import pair_groups
+from tools.model_selection import MIN_DOMAIN_PAIRS, EvaluationData
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
 from tools.planted import PlantedData
 from tools.store import ConceptStore
@@ -26,8 +28,10 @@ _Y = {Verdict.A.value: 1, Verdict.B.value: -1, Verdict.TIE.value: 0}
 class Design:
     """The regression's inputs for one mechanism: rows are pairs, columns concepts.
 
-    ``y`` is +1 when A was preferred, -1 for B and 0 for a tie (ties count 0.5 in accuracy and are
-    left out of training). ``shared_mask`` and ``domain_masks`` carry the concepts' scopes.
+    ``y`` is +1 when A was preferred, -1 for B and 0 for a tie (ties are left out of training and of
+    non-tie accuracy). ``shared_mask`` and ``domain_masks`` carry the concepts' scopes; ``groups``
+    the query groups that must not be split (:mod:`tools.grouping`); ``lengths`` the characters of
+    responses A and B (for the length baselines).
     """
 
     X: NDArray[np.float64]
@@ -37,6 +41,8 @@ class Design:
     concepts: list[Concept]
     shared_mask: NDArray[np.bool_]
     domain_masks: dict[str, NDArray[np.bool_]]
+    groups: NDArray[np.intp]
+    lengths: NDArray[np.float64]
 
     @property
     def concept_ids(self) -> list[str]:
@@ -46,16 +52,53 @@ class Design:
     def concept_names(self) -> list[str]:
         return [c.name for c in self.concepts]
 
+    def subset(self, keep: NDArray[np.bool_]) -> Design:
+        """These rows only; domains left without rows lose their mask."""
+        domains = self.domains[keep]
+        present = set(domains.tolist())
+        return replace(
+            self,
+            X=self.X[keep],
+            y=self.y[keep],
+            domains=domains,
+            pair_ids=[p for p, k in zip(self.pair_ids, keep, strict=True) if k],
+            domain_masks={d: m for d, m in self.domain_masks.items() if d in present},
+            groups=self.groups[keep],
+            lengths=self.lengths[keep],
+        )
+
     def without_ties(self) -> Design:
-        keep = self.y != 0
-        return Design(
-            self.X[keep],
-            self.y[keep],
-            self.domains[keep],
-            [p for p, k in zip(self.pair_ids, keep, strict=True) if k],
-            self.concepts,
-            self.shared_mask,
-            self.domain_masks,
+        return self.subset(self.y != 0)
+
+    def for_fitting(self, min_domain_pairs: int = MIN_DOMAIN_PAIRS) -> tuple[Design, list[str]]:
+        """The non-tie rows, domains with fewer than ``min_domain_pairs`` of them restricted to the shared
+        weights, and a note for every domain skipped or restricted."""
+        notes = []
+        for domain in sorted(set(self.domains.tolist())):
+            rows = self.domains == domain
+            if not np.any(self.y[rows] != 0):
+                notes.append(f"{domain}: skipped, every label is a tie ({int(rows.sum())} pairs)")
+        fitting = self.without_ties()
+        masks = dict(fitting.domain_masks)
+        for domain in sorted(masks):
+            count = int(np.sum(fitting.domains == domain))
+            if count < min_domain_pairs:
+                masks[domain] = np.zeros_like(masks[domain])
+                notes.append(
+                    f"{domain}: {count} non-tie pairs, too few for a domain-specific part (shared weights only)"
+                )
+        return replace(fitting, domain_masks=masks), notes
+
+    def evaluation_data(self, *, grouped: bool = True) -> EvaluationData:
+        """The arrays an evaluation protocol reads (``grouped=False``: random pair splits)."""
+        return EvaluationData(
+            X=self.X,
+            y=self.y,
+            domains=self.domains,
+            shared_mask=self.shared_mask,
+            domain_masks=self.domain_masks,
+            groups=self.groups if grouped else None,
+            lengths=self.lengths,
         )
 
 
@@ -100,7 +143,10 @@ def load_design(
     domains = np.array([r["domain"] for r in rows])
     shared, masks = scope_masks(concepts, sorted(set(domains)))
     y = np.array([_Y[r["verdict"]] for r in rows], dtype=np.int64)
-    return Design(X, y, domains, pair_ids, concepts, shared, masks)
+    texts = store.pair_texts(pair_ids)
+    groups = pair_groups(texts)
+    lengths = np.array([(len(a), len(b)) for _, a, b in texts], dtype=np.float64).reshape(-1, 2)
+    return Design(X, y, domains, pair_ids, concepts, shared, masks, groups, lengths)
 
 
 def _values(

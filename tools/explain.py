@@ -1,11 +1,21 @@
-"""Explanations from a fitted HMDR model (method.md, Stage 4).
+"""Explanations from a fitted HMDR model (method.md, Stage 4), with definitions that hold up.
 
-- Local lift of concept ``j`` for one pair: ``100 * (p(x + e_j) - p(x)) / p(x)`` percent, where
-  ``p`` is the probability that the first response is preferred (``classes_[1]``).
-- Global lift of concept ``j`` in domain ``d``: ``50 * (b_j + s_j(d))`` percent, split into a shared
-  part ``50 * b_j`` and a domain part ``50 * s_j(d)`` (the slope of the lift at ``p = 0.5``).
-- Bootstrap intervals on the global lift (refit on rows resampled within each domain), a per-domain
-  bar chart like the paper's, and the same data as JSON.
+Lifts are in **probability points** (pp), computed exactly from the fitted model, bounded, and the same
+whichever response is called A:
+
+- **Global lift** of concept ``j`` in domain ``d``: the average, over the domain's pairs and both of
+  their responses, of the change in the probability that a response is preferred when it gains one
+  unit of the concept over the other. For a pair with margin ``z`` and weight ``w = b_j + s_j(d)``
+  that is ``(sigmoid(z + w) - sigmoid(z - w)) / 2``: in (-50, +50) pp, even in ``z`` (so swapping A
+  and B changes nothing). Its **shared** part is the same quantity with ``w = b_j``; the **specific**
+  part is the rest. The paper's slope approximation ``50 * w`` (a relative change in %, unbounded) is
+  kept as ``paper_lift`` for comparison with its figures.
+- **Local lift** of concept ``j`` on one pair: how much the pair's own difference in the concept moved
+  the probability that A is preferred, ``P(A | x) - P(A | x with x_j = 0)``. Swapping A and B negates
+  both the value and the lift exactly: the explanation of each response stays the same.
+- Concepts whose weight is zero in a domain are not drivers there and are not listed.
+- Bootstrap intervals and selection frequencies come from refits at the chosen penalties on pairs
+  resampled by query group within each domain (:class:`tools.resampling.ClusterBootstrap`).
 """
 
 from __future__ import annotations
@@ -16,55 +26,61 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel
-from scipy.special import expit
+from pydantic import BaseModel, Field
 from sklearn.utils.validation import check_is_fitted
 
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows
+from tools.resampling import ClusterBootstrap, percentile_interval
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 _LIGHT, _DARK = "#9ecae1", "#08519c"  # shared part, domain part
+PAPER_SCALE = 50.0  # the paper's global lift at even odds, in % per unit of weight
+UNSTABLE_SELECTION = 0.7
+"""A driver whose weight is non-zero in fewer bootstrap refits than this is flagged as unstable."""
 
 
 class ConceptLift(BaseModel):
-    """Global lift of one concept in one domain, in percent."""
+    """Global lift of one concept in one domain, in probability points."""
 
     concept: str
-    shared: float
-    domain: float
-    total: float
-    low: float | None = None  # bootstrap interval on ``total``, when computed
+    lift: float = Field(description="Mean change (pp) in P(preferred) when a response gains one unit of it.")
+    shared: float = Field(description="The part the shared weight alone gives (pp).")
+    specific: float = Field(description="The part the domain's own deviation adds (pp).")
+    low: float | None = Field(default=None, description="Bootstrap interval on lift (pp).")
     high: float | None = None
+    selected: float | None = Field(default=None, description="Share of bootstrap refits weighting it here.")
+    paper_lift: float = Field(description="The paper's 50 * (b + s(d)), a relative change in % at even odds.")
+
+    @property
+    def unstable(self) -> bool:
+        """Selected in too few refits, or an interval that reaches the other sign."""
+        if self.selected is None or self.low is None or self.high is None:
+            return False
+        return self.selected < UNSTABLE_SELECTION or self.low * self.high < 0
 
 
 class DomainLift(BaseModel):
-    """Global lifts of every concept in one domain."""
+    """The drivers of one domain (concepts with a non-zero weight there), largest |lift| first."""
 
     domain: str
+    n_pairs: int
     concepts: list[ConceptLift]
+    notes: list[str] = Field(default_factory=list)
 
 
 class GlobalLift(BaseModel):
-    """Global lifts per domain, optionally with bootstrap intervals."""
+    """Global lifts per domain, optionally with bootstrap intervals and selection frequencies."""
 
     domains: list[DomainLift]
     n_bootstrap: int | None = None
     confidence: float | None = None
 
     def top(self, k: int) -> GlobalLift:
-        """Keep the ``k`` concepts with the largest ``|total|`` in each domain, largest first."""
+        """Keep the ``k`` drivers with the largest ``|lift|`` in each domain."""
         return self.model_copy(
-            update={
-                "domains": [
-                    DomainLift(
-                        domain=entry.domain,
-                        concepts=sorted(entry.concepts, key=lambda c: abs(c.total), reverse=True)[:k],
-                    )
-                    for entry in self.domains
-                ]
-            }
+            update={"domains": [entry.model_copy(update={"concepts": entry.concepts[:k]}) for entry in self.domains]}
         )
 
 
@@ -74,59 +90,184 @@ def _check_names(model: HierarchicalMultiDomainRegression, concept_names: list[s
         raise ValueError(f"got {len(concept_names)} concept names for {model.n_features_in_} concepts")
 
 
-def _lift_table(
-    shared: NDArray[np.float64],
-    domain: NDArray[np.float64],
-    domain_names: list[str],
+def unit_effect(margin: NDArray[np.float64], weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(sigmoid(z + w) - sigmoid(z - w)) / 2`` for every row's margin ``z`` and every weight ``w``.
+
+    Written with tanh (``sigmoid(t) = (1 + tanh(t / 2)) / 2``), which is odd in floating point too, so
+    the value is exactly even in ``z``: a pair and its swapped copy give the same number.
+    """
+    z, w = margin[:, None], weights[None, :]
+    return 0.25 * (np.tanh((z + w) / 2.0) - np.tanh((z - w) / 2.0))
+
+
+def _lift_tables(
+    model: HierarchicalMultiDomainRegression, X: Matrix, domains: NDArray[np.str_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Total and shared-only lift (pp), shape (n_domains, n_features); pairs per fitted domain; and
+    which concepts differ between the responses of at least one of the domain's pairs."""
+    margin = model.margins(X, domains)
+    n_domains, n_features = model.coef_domain_.shape
+    total, shared = np.zeros((n_domains, n_features)), np.zeros((n_domains, n_features))
+    counts = np.zeros(n_domains, dtype=np.int64)
+    varies = np.zeros((n_domains, n_features), dtype=bool)
+    for d, name in enumerate(model.domains_.tolist()):
+        rows = domains == name
+        counts[d] = int(rows.sum())
+        if counts[d]:
+            total[d] = 100.0 * unit_effect(margin[rows], model.coef_shared_ + model.coef_domain_[d]).mean(axis=0)
+            shared[d] = 100.0 * unit_effect(margin[rows], model.coef_shared_).mean(axis=0)
+            varies[d] = np.asarray((X[rows] != 0).sum(axis=0)).ravel() > 0
+    return total, shared, counts, varies
+
+
+def lift_table(model: HierarchicalMultiDomainRegression, X: Matrix, domains: NDArray[np.str_]) -> NDArray[np.float64]:
+    """Global lift (pp) of every concept in every fitted domain, shape (n_domains, n_features)."""
+    return _lift_tables(model, as_rows(X), np.asarray(domains))[0]
+
+
+def _weights(model: HierarchicalMultiDomainRegression) -> NDArray[np.float64]:
+    return model.coef_shared_[None, :] + model.coef_domain_
+
+
+def _table(
+    model: HierarchicalMultiDomainRegression,
+    X: Matrix,
+    domains: NDArray[np.str_],
     concept_names: list[str],
     interval: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+    selected: NDArray[np.float64] | None = None,
+    notes: dict[str, list[str]] | None = None,
 ) -> list[DomainLift]:
-    """Build per-domain entries from shared (n_features,) and domain (n_domains, n_features) lifts."""
-    total = shared + domain
-    low, high = interval if interval is not None else (None, None)
-    return [
-        DomainLift(
-            domain=name,
-            concepts=[
-                ConceptLift(
-                    concept=concept,
-                    shared=shared[j],
-                    domain=domain[d, j],
-                    total=total[d, j],
-                    low=None if low is None else low[d, j],
-                    high=None if high is None else high[d, j],
-                )
-                for j, concept in enumerate(concept_names)
-            ],
+    total, shared, counts, varies = _lift_tables(model, X, domains)
+    weights = _weights(model)
+    result = []
+    for d, name in enumerate(str(n) for n in model.domains_.tolist()):
+        # A driver has a weight here and differs between the responses of some pair of the domain.
+        drivers = [j for j in np.argsort(-np.abs(total[d]), kind="stable") if weights[d, j] != 0 and varies[d, j]]
+        concepts = [
+            ConceptLift(
+                concept=concept_names[j],
+                lift=float(total[d, j]),
+                shared=float(shared[d, j]),
+                specific=float(total[d, j] - shared[d, j]),
+                low=None if interval is None else float(interval[0][d, j]),
+                high=None if interval is None else float(interval[1][d, j]),
+                selected=None if selected is None else float(selected[d, j]),
+                paper_lift=float(PAPER_SCALE * weights[d, j]),
+            )
+            for j in drivers
+        ]
+        result.append(
+            DomainLift(domain=name, n_pairs=int(counts[d]), concepts=concepts, notes=(notes or {}).get(name, []))
         )
-        for d, name in enumerate(domain_names)
-    ]
+    return result
 
 
-def global_lift(model: HierarchicalMultiDomainRegression, concept_names: list[str]) -> GlobalLift:
-    """Return the global lift of every concept in every fitted domain.
+def global_lift(
+    model: HierarchicalMultiDomainRegression,
+    X: Matrix | ArrayLike,
+    domains: ArrayLike,
+    concept_names: list[str],
+    notes: dict[str, list[str]] | None = None,
+) -> GlobalLift:
+    """Return the global lift of every driver in every fitted domain, over the given pairs.
 
     Parameters
     ----------
     model : HierarchicalMultiDomainRegression
         A fitted model (or baseline).
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        The pairs to average over (typically the training pairs).
+    domains : array-like of shape (n_samples,)
+        Their domains.
     concept_names : list of str
         One name per column of ``X``.
+    notes : dict of str to list of str, default=None
+        Notes per domain (e.g. why it has no deviation of its own).
 
     Returns
     -------
     GlobalLift
-        ``shared = 50 b_j``, ``domain = 50 s_j(d)``, ``total`` their sum, in percent.
+        ``lift``, ``shared`` and ``specific`` in pp, ``paper_lift`` in %.
     """
     _check_names(model, concept_names)
-    domains = [str(d) for d in model.domains_.tolist()]
-    return GlobalLift(domains=_lift_table(50.0 * model.coef_shared_, 50.0 * model.coef_domain_, domains, concept_names))
+    return GlobalLift(domains=_table(model, as_rows(X), np.asarray(domains), concept_names, notes=notes))
+
+
+def bootstrap_global_lift(
+    model: HierarchicalMultiDomainRegression,
+    X: Matrix | ArrayLike,
+    y: ArrayLike,
+    domains: ArrayLike,
+    concept_names: list[str],
+    shared_mask: ArrayLike | None = None,
+    domain_masks: DomainMasks | None = None,
+    *,
+    groups: ArrayLike | None = None,
+    notes: dict[str, list[str]] | None = None,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> GlobalLift:
+    """Global lift of ``model`` with percentile intervals and selection frequencies from refits.
+
+    Query groups are resampled with replacement within each domain; each refit keeps the model's
+    parameters (its chosen penalties) and warm-starts from the previous one. Lifts are always
+    averaged over the original pairs, so every refit estimates the same quantity. The point estimates
+    are those of ``model`` itself.
+
+    Parameters
+    ----------
+    model : HierarchicalMultiDomainRegression
+        A model fitted on ``(X, y, domains)``.
+    X, y, domains :
+        The training rows (no ties).
+    concept_names : list of str
+        One name per concept.
+    shared_mask, domain_masks :
+        As passed to ``fit``.
+    groups : array-like of shape (n_samples,), default=None
+        Query groups (resampled whole); ``None``: every pair alone.
+    notes : dict, default=None
+        Notes per domain.
+    n_bootstrap : int, default=200
+        Number of refits.
+    confidence : float, default=0.95
+        Coverage of the intervals.
+    random_state : int, default=0
+        Seed of the resampling.
+
+    Returns
+    -------
+    GlobalLift
+        Lifts with ``low``, ``high`` and ``selected`` on every driver.
+    """
+    _check_names(model, concept_names)
+    y, domains, X = np.asarray(y), np.asarray(domains), as_rows(X)
+    resampler = ClusterBootstrap(domains, groups)
+    rng = np.random.default_rng(random_state)
+    refit = copy.deepcopy(model).set_params(warm_start=True)
+    totals = np.empty((n_bootstrap, *model.coef_domain_.shape))
+    nonzero = np.zeros(model.coef_domain_.shape)
+    for k in range(n_bootstrap):
+        rows = resampler.rows(rng, both_classes=[y])
+        refit.fit(X[rows], y[rows], domains[rows], shared_mask, domain_masks)
+        totals[k] = _lift_tables(refit, X, domains)[0]
+        nonzero += _weights(refit) != 0
+    interval = percentile_interval(totals, confidence)
+    table = _table(model, X, domains, concept_names, interval, nonzero / n_bootstrap, notes)
+    return GlobalLift(domains=table, n_bootstrap=n_bootstrap, confidence=confidence)
+
+
+def first_preferred(margin: NDArray[np.float64]) -> NDArray[np.float64]:
+    """P(A preferred) from margins, as ``(1 + tanh(z / 2)) / 2``: exactly P(B preferred) of the swapped pair."""
+    return 0.5 + 0.5 * np.tanh(margin / 2.0)
 
 
 def local_lift(
     model: HierarchicalMultiDomainRegression, X: Matrix | ArrayLike, domains: ArrayLike | None = None
 ) -> NDArray[np.float64]:
-    """Return ``100 * (p(x + e_j) - p(x)) / p(x)`` for every row and concept.
+    """Return ``100 * (P(A | x) - P(A | x with x_j = 0))`` for every row and concept, in pp.
 
     Parameters
     ----------
@@ -140,92 +281,24 @@ def local_lift(
     Returns
     -------
     ndarray of shape (n_samples, n_features)
-        Lift in percent; dense, so keep ``n_samples * n_features`` reasonable.
+        What each concept's difference did to the probability that A is preferred. Zero where the
+        pair shows no difference or the concept has no weight; negated exactly when A and B swap.
     """
     margin = model.decision_function(X, domains)
     weights = model.coef_for(domains, margin.size)
-    # p(x + e_j) = sigmoid(z + beta_j) because the margin is linear in x.
-    return 100.0 * (expit(margin[:, None] + weights) / expit(margin)[:, None] - 1.0)
+    values = as_rows(X)
+    values = values if isinstance(values, np.ndarray) else values.toarray()
+    contribution = weights * values
+    # sigmoid(z) - sigmoid(z - c) via tanh: exactly odd in (z, c), like the swap.
+    return 50.0 * (np.tanh(margin[:, None] / 2.0) - np.tanh((margin[:, None] - contribution) / 2.0))
 
 
-def _resample_within_domains(domain_index: NDArray[np.intp], rng: np.random.Generator) -> NDArray[np.intp]:
-    """Bootstrap row indices that keep every domain's size."""
-    return np.concatenate(
-        [rng.choice(np.flatnonzero(domain_index == d), size=count) for d, count in enumerate(np.bincount(domain_index))]
-    )
+def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10, title: str | None = None) -> Path:
+    """Draw the top-``k`` drivers of every domain as horizontal bars and save a PNG.
 
-
-def bootstrap_global_lift(
-    model: HierarchicalMultiDomainRegression,
-    X: Matrix | ArrayLike,
-    y: ArrayLike,
-    domains: ArrayLike,
-    concept_names: list[str],
-    shared_mask: ArrayLike | None = None,
-    domain_masks: DomainMasks | None = None,
-    *,
-    n_bootstrap: int = 100,
-    confidence: float = 0.95,
-    random_state: int = 0,
-) -> GlobalLift:
-    """Global lift of ``model`` with percentile intervals from refits on resampled rows.
-
-    Rows are resampled with replacement within each domain (sizes kept); each refit uses the
-    model's parameters and warm-starts from the previous one. The point estimates are those of
-    ``model`` itself.
-
-    Parameters
-    ----------
-    model : HierarchicalMultiDomainRegression
-        A model fitted on ``(X, y, domains)``.
-    X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        The training concept values.
-    y : array-like of shape (n_samples,)
-        The training labels.
-    domains : array-like of shape (n_samples,)
-        The training domains.
-    concept_names : list of str
-        One name per concept.
-    shared_mask : array-like of bool, default=None
-        As passed to ``fit``.
-    domain_masks : mapping, default=None
-        As passed to ``fit``.
-    n_bootstrap : int, default=100
-        Number of refits.
-    confidence : float, default=0.95
-        Coverage of the intervals.
-    random_state : int, default=0
-        Seed of the resampling.
-
-    Returns
-    -------
-    GlobalLift
-        Lifts with ``low`` and ``high`` on every total.
-    """
-    _check_names(model, concept_names)
-    y, domains = np.asarray(y), np.asarray(domains)
-    X = as_rows(X)
-    rng = np.random.default_rng(random_state)
-    domain_index = np.unique(domains, return_inverse=True)[1]
-    refit = copy.deepcopy(model).set_params(warm_start=True)
-    totals = np.empty((n_bootstrap, *model.coef_domain_.shape))
-    for k in range(n_bootstrap):
-        rows = _resample_within_domains(domain_index, rng)
-        refit.fit(X[rows], y[rows], domains[rows], shared_mask, domain_masks)
-        totals[k] = 50.0 * (refit.coef_shared_ + refit.coef_domain_)
-    tail = 50.0 * (1.0 - confidence)
-    interval = (np.percentile(totals, tail, axis=0), np.percentile(totals, 100.0 - tail, axis=0))
-    domain_names = [str(d) for d in model.domains_.tolist()]
-    table = _lift_table(50.0 * model.coef_shared_, 50.0 * model.coef_domain_, domain_names, concept_names, interval)
-    return GlobalLift(domains=table, n_bootstrap=n_bootstrap, confidence=confidence)
-
-
-def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10) -> Path:
-    """Draw the top-``k`` concepts of every domain as horizontal bars and save a PNG.
-
-    Each concept gets two bars from zero, side by side so that each sign stays readable: light for
-    the shared part, dark for the domain deviation; a black dot marks the total (with its bootstrap
-    interval, when present).
+    Each concept gets two bars from zero, side by side so that each sign stays readable: light for the
+    part every domain shares, dark for this domain's own part; a black dot marks the lift, with its
+    bootstrap interval as a line when there is one.
 
     Parameters
     ----------
@@ -234,7 +307,9 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10) -> Pat
     path : str or Path
         PNG file to write.
     top_k : int, default=10
-        Concepts per domain, by largest ``|total|``.
+        Concepts per domain, by largest ``|lift|``.
+    title : str, default=None
+        Figure title (e.g. mechanism, pairs and accuracy).
 
     Returns
     -------
@@ -247,9 +322,10 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10) -> Pat
     from matplotlib.patches import Rectangle
 
     shown = lift.top(top_k)
-    n_columns = min(4, len(shown.domains))
-    n_rows = -(-len(shown.domains) // n_columns)
-    figure = Figure(figsize=(4.5 * n_columns, 0.45 * top_k * n_rows + 1.0))
+    n_columns = max(1, min(4, len(shown.domains)))
+    n_rows = max(1, -(-len(shown.domains) // n_columns))
+    rows_shown = max([len(e.concepts) for e in shown.domains] + [1])
+    figure = Figure(figsize=(4.8 * n_columns, (0.42 * rows_shown + 1.1) * n_rows + 1.2))
     FigureCanvasAgg(figure)  # render with Agg: files only, never a display
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for axis in axes.flat[len(shown.domains) :]:
@@ -257,8 +333,11 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10) -> Pat
     for axis, entry in zip(axes.flat, shown.domains, strict=False):
         _draw_domain(axis, entry)
     handles = [Rectangle((0, 0), 1, 1, color=color) for color in (_LIGHT, _DARK)]
-    figure.legend(handles, ["shared (50 b)", "domain (50 s(d))"], loc="lower center", ncol=2)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    labels = ["all domains (shared)", "this domain (specific)"]
+    figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout(rect=(0, 0.04, 1, 0.97 if title else 1))
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path
@@ -268,14 +347,14 @@ def _draw_domain(axis: Axes, entry: DomainLift) -> None:
     concepts = entry.concepts[::-1]  # largest at the top
     position = np.arange(len(concepts))
     axis.barh(position + 0.2, [c.shared for c in concepts], height=0.4, color=_LIGHT)
-    axis.barh(position - 0.2, [c.domain for c in concepts], height=0.4, color=_DARK)
-    totals = np.array([c.total for c in concepts])
-    errors = [(c.total - c.low, c.high - c.total) for c in concepts if c.low is not None and c.high is not None]
-    if len(errors) == len(concepts):
-        axis.errorbar(totals, position, xerr=np.array(errors).T, fmt="o", color="black", markersize=3, capsize=2)
-    else:
-        axis.plot(totals, position, "o", color="black", markersize=3)
+    axis.barh(position - 0.2, [c.specific for c in concepts], height=0.4, color=_DARK)
+    for y, c in zip(position, concepts, strict=True):
+        if c.low is not None and c.high is not None:
+            axis.plot([c.low, c.high], [y, y], color="black", linewidth=1.0)
+    axis.plot([c.lift for c in concepts], position, "o", color="black", markersize=3)
     axis.axvline(0.0, color="grey", linewidth=0.8)
     axis.set_yticks(position, [c.concept for c in concepts], fontsize=8)
-    axis.set_title(entry.domain)
-    axis.set_xlabel("lift (%)")
+    axis.set_title(f"{entry.domain} ({entry.n_pairs} pairs)", fontsize=10)
+    axis.set_xlabel("lift (probability points)")
+    if not concepts:
+        axis.text(0.5, 0.5, "no concept carries weight", ha="center", va="center", transform=axis.transAxes)

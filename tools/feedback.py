@@ -12,7 +12,6 @@ nearly coincide, and :func:`plan_pruning` turns all three into drop / merge prop
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
@@ -20,12 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
 from tools.design import Design, load_design
 from tools.errors import WhyprefError
 from tools.hmdr import HierarchicalMultiDomainRegression
-from tools.model_selection import grid_search_cv, strata, subset_masks
+from tools.model_selection import cv_folds, grid_search_cv, row_scores, strata, subset_masks
 from tools.store import ConceptStore
 
 CHANCE = 0.5  # accuracy of a model with no concepts (and of every tie)
@@ -87,15 +85,7 @@ def concept_set_design(
     keep = np.array([p in pair_ids for p in design.pair_ids], dtype=bool)
     if not keep.any():
         raise WhyprefError(f"none of the {len(pair_ids)} pairs has a label of {mechanism!r}")
-    return Design(
-        design.X[keep],
-        design.y[keep],
-        design.domains[keep],
-        [p for p, k in zip(design.pair_ids, keep, strict=True) if k],
-        design.concepts,
-        design.shared_mask,
-        design.domain_masks,
-    )
+    return design.subset(keep)
 
 
 def _n_splits(y: NDArray[np.int64], domains: NDArray[np.str_], wanted: int) -> int:
@@ -107,11 +97,11 @@ def _n_splits(y: NDArray[np.int64], domains: NDArray[np.str_], wanted: int) -> i
 
 
 def _accuracy(y: NDArray[np.int64], margin: NDArray[np.float64]) -> float:
-    """Accuracy where a tie label, or a pair the model has no evidence on (margin 0), counts 0.5: a coin.
-    (``predict`` would call every such pair for B, so an empty model would score the share of B labels.)"""
-    if y.size == 0:
-        return CHANCE
-    return float(np.mean(np.where((y == 0) | (margin == 0), CHANCE, np.sign(margin) == y)))
+    """Accuracy over the non-tie pairs, where a pair the model has no evidence on (margin 0) counts 0.5:
+    a coin. (``predict`` would call every such pair for B, so an empty model would score the share of B.)"""
+    scores = row_scores(y, margin)
+    scored = ~np.isnan(scores)
+    return float(scores[scored].mean()) if scored.any() else CHANCE
 
 
 def _nonzero(estimator: HierarchicalMultiDomainRegression) -> NDArray[np.bool_]:
@@ -125,24 +115,23 @@ def score_concept_set(
     is_train = np.array([p in train_ids for p in design.pair_ids], dtype=bool) & (design.y != 0)
     is_test = np.array([p in test_ids for p in design.pair_ids], dtype=bool)
     X, y, domains = design.X, design.y, design.domains
-    Xt, yt, dt = X[is_train], y[is_train], domains[is_train]
+    Xt, yt, dt, gt = X[is_train], y[is_train], domains[is_train], design.groups[is_train]
     splits = _n_splits(yt, dt, n_splits)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        search = grid_search_cv(
-            "hmdr", Xt, yt, dt, design.shared_mask, design.domain_masks, n_splits=splits, random_state=random_state
+    masks = subset_masks(design.domain_masks, dt)
+    search = grid_search_cv(
+        "hmdr", Xt, yt, dt, design.shared_mask, masks, groups=gt, n_splits=splits, random_state=random_state
+    )
+    # The same folds again with the chosen configuration: out-of-fold predictions and weights per fold.
+    folds = cv_folds(dt, yt, gt, splits, random_state)
+    out_of_fold = np.zeros(yt.size)
+    weighted = np.zeros(X.shape[1])
+    template = clone(search.estimator)
+    for train, test in folds:
+        fold = clone(template).fit(
+            Xt[train], yt[train], dt[train], design.shared_mask, subset_masks(design.domain_masks, dt[train])
         )
-        # The same folds again with the chosen configuration: out-of-fold predictions and weights per fold.
-        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=random_state).split(Xt, strata(dt, yt))
-        out_of_fold = np.zeros(yt.size)
-        weighted = np.zeros(X.shape[1])
-        template = clone(search.estimator)
-        for train, test in folds:
-            fold = clone(template).fit(
-                Xt[train], yt[train], dt[train], design.shared_mask, subset_masks(design.domain_masks, dt[train])
-            )
-            out_of_fold[test] = fold.decision_function(Xt[test], dt[test])
-            weighted += _nonzero(fold)
+        out_of_fold[test] = fold.decision_function(Xt[test], dt[test])
+        weighted += _nonzero(fold)
     held_out = search.estimator.decision_function(X[is_test], domains[is_test])
     tested = domains[is_test]
     per_domain = {str(d): _accuracy(y[is_test][tested == d], held_out[tested == d]) for d in np.unique(tested)}
@@ -153,12 +142,12 @@ def score_concept_set(
     return ConceptSetScore(
         concept_ids=design.concept_ids,
         params=search.best_params,
-        cv_accuracy=best.mean_accuracy,
+        cv_accuracy=best.accuracy,
         in_domain=_accuracy(y[is_test], held_out),
         ood=_out_of_domain(design, is_train, is_test, template),
         per_domain=per_domain,
         errors={d: ids for d, ids in errors.items() if ids},
-        support={c: float(w / splits) for c, w in zip(design.concept_ids, weighted, strict=True)},
+        support={c: float(w / len(folds)) for c, w in zip(design.concept_ids, weighted, strict=True)},
     )
 
 
@@ -175,7 +164,9 @@ def _out_of_domain(
         return None
     margin = np.zeros(design.y.size)
     for held_out in domains:
-        train = is_train & (design.domains != held_out)
+        # Nothing of the held-out domain's query groups is trained on.
+        reaching = np.isin(design.groups, design.groups[is_test & (design.domains == held_out)])
+        train = is_train & (design.domains != held_out) & ~reaching
         if np.unique(design.y[train]).size < 2:
             return None
         masks = subset_masks(design.domain_masks, design.domains[train])

@@ -4,8 +4,8 @@ Domain ``d`` has weights ``beta(d) = b + s(d)``: ``b`` is shared by every domain
 domain's deviation. The model is a logistic regression without intercept, fitted by minimising the
 convex objective
 
-    sum_d [ mean_{i in d} l(y_i, (b + s(d))^T x_i) + alpha * mean_{i in d} l(y_i, b^T x_i) ]
-        + lambda_shared * |b|_1 + lambda_domain * sum_d |s(d)|_1
+    (1/N) sum_i [ l(y_i, (b + s(d_i))^T x_i) + alpha * l(y_i, b^T x_i) ]
+        + lambda_shared * |b|_1 + lambda_domain * sum_d sqrt(n_d / N) * |s(d)|_1
 
 with an accelerated proximal gradient method (FISTA) whose stopping rule is the optimality
 (subgradient) condition. See :class:`HierarchicalMultiDomainRegression` for the choices made.
@@ -14,7 +14,7 @@ with an accelerated proximal gradient method (FISTA) whose stopping rule is the 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeAlias
 
@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.utils import Tags
@@ -39,19 +39,92 @@ _CHECK_EVERY = 10
 _DECREASE_SLACK = 1e-12
 
 
+# Rows are processed in chunks of this many, so that temporaries (a weight row per sample, scaled
+# rows) stay a few tens of MB whatever the number of pairs.
+_CHUNK_ROWS = 1 << 15
+
+
+def _row_dots(X: Matrix, W: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``sum_j X[i, j] * W[i, j]`` for every row ``i``."""
+    if isinstance(X, np.ndarray):
+        return np.einsum("ij,ij->i", X, W)
+    return np.asarray(X.multiply(W).sum(axis=1)).ravel()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A run of domain-sorted training rows and where each domain's rows start in it."""
+
+    rows: slice
+    X: Matrix
+    domain: NDArray[np.intp]  # domain of every row
+    segment_domain: NDArray[np.intp]  # domains present, in order
+    segment_start: NDArray[np.intp]  # first row of each of them
+    local_domain: NDArray[np.intp]  # index of each row's domain among the present ones
+
+    def sums(
+        self, shared: NDArray[np.float64], domain: NDArray[np.float64], squared: bool = False
+    ) -> NDArray[np.float64]:
+        """Row 0: ``sum_i shared_i x_i``; row 1 + k: ``sum_{i in d_k} domain_i x_i`` for the k-th present
+        domain (``x_i^2`` instead of ``x_i`` with ``squared``). Shape (1 + n_present, n_features)."""
+        values = self.X.multiply(self.X) if squared and not isinstance(self.X, np.ndarray) else self.X
+        if isinstance(values, np.ndarray):
+            values = values * values if squared else values
+            # One matrix product: the residuals spread over a column for b and one per domain.
+            spread = np.zeros((shared.size, 1 + self.segment_domain.size))
+            spread[:, 0] = shared
+            spread[np.arange(shared.size), 1 + self.local_domain] = domain
+            return values.T.dot(spread).T
+        onehot = sp.csr_matrix(
+            (domain, (1 + self.local_domain, np.arange(domain.size))), shape=(1 + self.segment_domain.size, domain.size)
+        )
+        result = np.asarray((onehot @ values).toarray())
+        result[0] = np.asarray(values.T @ shared).ravel()
+        return result
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Training rows sorted by domain, with what every configuration of the objective shares."""
+
+    chunks: list[_Chunk]
+    signs: NDArray[np.float64]  # labels as -1/+1, in the sorted order
+    positive: NDArray[np.float64]  # 1.0 where the label is +1
+    counts: NDArray[np.int64]  # rows per domain
+    structure: NDArray[np.bool_]  # which entries of theta may be non-zero (masks, and data to fit them)
+    domain_curvature: NDArray[np.float64]  # 0.25 * sum_{i in d} x_ij^2 / N, shape (n_domains, n_features)
+
+    def problem(self, alpha: float, lambda_shared: float, lambda_domain: float) -> _Problem:
+        """The objective with these parameters (cheap: the rows are shared)."""
+        n_features = self.structure.shape[1]
+        metric = np.empty((self.counts.size + 1, n_features))
+        metric[1:] = self.domain_curvature
+        metric[0] = (1.0 + alpha) * self.domain_curvature.sum(axis=0)
+        metric[~self.structure] = 1.0
+        penalty = np.empty_like(metric)
+        penalty[0] = lambda_shared
+        penalty[1:] = lambda_domain * domain_penalty_weights(self.counts)[:, None]
+        return _Problem(
+            data=self,
+            row_weight=1.0 / float(self.counts.sum()),
+            term_weight=np.array([alpha, 1.0]),
+            allowed=self.structure,
+            penalty=penalty,
+            metric=metric,
+        )
+
+
 @dataclass(frozen=True)
 class _Problem:
-    """The HMDR objective on training rows grouped by domain (built once per fit).
+    """The HMDR objective on the training rows for one configuration.
 
     Parameters are held as one array ``theta`` of shape (n_domains + 1, n_features): row 0 is ``b``,
-    row ``1 + d`` is ``s(d)``.
+    row ``1 + d`` is ``s(d)``. Every operation is vectorised over rows (in chunks), so its cost does
+    not grow with the number of domains.
     """
 
-    blocks: list[Matrix]  # rows of domain d restricted to the columns that can have a weight there
-    columns: list[NDArray[np.intp]]
-    rows: list[slice]  # where domain d's rows sit in the domain-sorted order
-    signs: NDArray[np.float64]  # labels as -1/+1, domain-sorted
-    row_weight: NDArray[np.float64]  # 1 / n_d: per-domain mean losses
+    data: _Data
+    row_weight: float  # 1 / N: the loss is a mean over all rows
     term_weight: NDArray[np.float64]  # [alpha, 1]: the shared-only term and the domain term
     allowed: NDArray[np.bool_]  # structural non-zeros of theta
     penalty: NDArray[np.float64]  # L1 weight of every entry of theta
@@ -59,28 +132,41 @@ class _Problem:
 
     def margins(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return (n_samples, 2) margins: column 0 with ``b`` alone, column 1 with ``b + s(d)``."""
-        margins = np.empty((self.signs.size, 2))
-        for d, (block, cols, rows) in enumerate(zip(self.blocks, self.columns, self.rows, strict=True)):
-            shared = theta[0, cols]
-            margins[rows] = block @ np.column_stack([shared, shared + theta[1 + d, cols]])
+        margins = np.empty((self.data.signs.size, 2))
+        for chunk in self.data.chunks:
+            shared = chunk.X @ theta[0]
+            margins[chunk.rows, 0] = shared
+            margins[chunk.rows, 1] = shared + _row_dots(chunk.X, theta[1:][chunk.domain])
         return margins
 
     def loss(self, margins: NDArray[np.float64]) -> float:
         """Smooth part of the objective."""
-        losses = np.logaddexp(0.0, -self.signs[:, None] * margins) @ self.term_weight
-        return float(self.row_weight @ losses)
+        signed = self.data.signs[:, None] * margins
+        # log(1 + exp(-t)), stably and faster than logaddexp
+        losses = np.maximum(-signed, 0.0) + np.log1p(np.exp(-np.abs(signed)))
+        return self.row_weight * float(np.sum(losses @ self.term_weight))
+
+    def loss_and_gradient(self, margins: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        """:meth:`loss` and its gradient with respect to ``theta``, sharing one exponential."""
+        signed = self.data.signs[:, None] * margins
+        decay = np.exp(-np.abs(signed))
+        losses = np.maximum(-signed, 0.0) + np.log1p(decay)
+        loss = self.row_weight * float(np.sum(losses @ self.term_weight))
+        # d/dm log(1 + exp(-y m)) = sigmoid(m) - [y = +1], with sigmoid(m) from exp(-|m|) = decay.
+        residual = np.where(margins >= 0, 1.0, decay) / (1.0 + decay)
+        residual -= self.data.positive[:, None]
+        residual *= self.row_weight * self.term_weight
+        grad = np.zeros_like(self.penalty)
+        for chunk in self.data.chunks:
+            part = residual[chunk.rows]
+            sums = chunk.sums(part[:, 0] + part[:, 1], part[:, 1])
+            grad[0] += sums[0]
+            grad[1 + chunk.segment_domain] += sums[1:]
+        return loss, grad * self.allowed
 
     def gradient(self, margins: NDArray[np.float64]) -> NDArray[np.float64]:
         """Gradient of :meth:`loss` with respect to ``theta``."""
-        residual = -self.signs[:, None] * expit(-self.signs[:, None] * margins)
-        residual *= self.row_weight[:, None] * self.term_weight
-        grad = np.zeros_like(self.penalty)
-        for d, (block, cols, rows) in enumerate(zip(self.blocks, self.columns, self.rows, strict=True)):
-            block_grad = block.T @ residual[rows]
-            grad[0, cols] += block_grad.sum(axis=1)
-            grad[1 + d, cols] = block_grad[:, 1]
-        grad[~self.allowed] = 0.0
-        return grad
+        return self.loss_and_gradient(margins)[1]
 
     def objective(self, theta: NDArray[np.float64], margins: NDArray[np.float64]) -> float:
         """Full objective: loss plus L1 penalties."""
@@ -110,54 +196,60 @@ def as_rows(X: Matrix | ArrayLike) -> Matrix:
     return np.asarray(X, dtype=np.float64)
 
 
-def _column_square_sums(block: Matrix) -> NDArray[np.float64]:
-    if isinstance(block, np.ndarray):
-        return np.einsum("ij,ij->j", block, block)
-    return np.asarray(block.multiply(block).sum(axis=0)).ravel()
+def domain_penalty_weights(counts: ArrayLike) -> NDArray[np.float64]:
+    """Factor of ``lambda_domain`` for each domain's deviation: ``sqrt(n_d / N)``.
+
+    Domain d's share of the mean loss has a gradient whose sampling noise grows as ``sqrt(n_d) / N``;
+    this factor puts every domain's L1 threshold at the same multiple of its own noise, so a small
+    domain needs a proportionally clearer signal before it is given a deviation of its own.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.sqrt(counts / counts.sum())
 
 
-def _build_problem(
+def _prepare(
     X: Matrix,
     signs: NDArray[np.float64],
     domain_index: NDArray[np.intp],
     shared_mask: NDArray[np.bool_],
     deviation_masks: NDArray[np.bool_],
-    alpha: float,
-    lambda_shared: float,
-    lambda_domain: float,
-) -> _Problem:
-    """Group rows by domain once and precompute penalties and the curvature metric."""
+) -> _Data:
+    """Sort rows by domain, cut them into chunks and precompute the per-domain curvature."""
     n_domains, n_features = deviation_masks.shape
     order = np.argsort(domain_index, kind="stable")
-    X, signs = X[order], signs[order]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(domain_index, minlength=n_domains))])
-    rows = [slice(bounds[d], bounds[d + 1]) for d in range(n_domains)]
-    columns = [np.flatnonzero(shared_mask | deviation_masks[d]) for d in range(n_domains)]
-    blocks = [X[r] if c.size == n_features else X[r][:, c] for r, c in zip(rows, columns, strict=True)]
-    counts = np.diff(bounds)
-    row_weight = np.repeat(1.0 / counts, counts)
-
-    # 0.25 bounds the logistic curvature; b sums the curvature of every domain's two terms.
-    metric = np.zeros((n_domains + 1, n_features))
-    for d, (block, cols) in enumerate(zip(blocks, columns, strict=True)):
-        metric[1 + d, cols] = 0.25 * _column_square_sums(block) / counts[d]
-    metric[0] = (1.0 + alpha) * metric[1:].sum(axis=0)
+    X, signs, domain_index = X[order], signs[order], domain_index[order]
+    counts = np.bincount(domain_index, minlength=n_domains)
+    chunks = []
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        rows = slice(start, min(start + _CHUNK_ROWS, X.shape[0]))
+        domain = domain_index[rows]
+        present, first = np.unique(domain, return_index=True)
+        chunks.append(
+            _Chunk(
+                rows=rows,
+                X=X[rows],
+                domain=domain,
+                segment_domain=present,
+                segment_start=first,
+                local_domain=np.searchsorted(present, domain),
+            )
+        )
+    # 0.25 bounds the logistic curvature.
+    curvature = np.zeros((n_domains, n_features))
+    for chunk in chunks:
+        ones = np.ones(chunk.domain.size)
+        curvature[chunk.segment_domain] += 0.25 * chunk.sums(ones, ones, squared=True)[1:]
+    curvature /= max(int(counts.sum()), 1)
+    curvature *= deviation_masks | shared_mask
     # A concept never non-zero where a weight acts cannot get that weight (and has no curvature).
-    allowed = np.vstack([shared_mask, deviation_masks]) & (metric > 0.0)
-    metric[~allowed] = 1.0
-
-    penalty = np.full((n_domains + 1, n_features), lambda_domain)
-    penalty[0] = lambda_shared
-    return _Problem(
-        blocks=blocks,
-        columns=columns,
-        rows=rows,
+    structure = np.vstack([shared_mask & (curvature.sum(axis=0) > 0), deviation_masks & (curvature > 0)])
+    return _Data(
+        chunks=chunks,
         signs=signs,
-        row_weight=row_weight,
-        term_weight=np.array([alpha, 1.0]),
-        allowed=allowed,
-        penalty=penalty,
-        metric=metric,
+        positive=(signs > 0).astype(np.float64),
+        counts=counts,
+        structure=structure,
+        domain_curvature=curvature,
     )
 
 
@@ -189,8 +281,9 @@ def _fista(problem: _Problem, theta: NDArray[np.float64], tol: float, max_iter: 
                 break
             y_grad = x_grad if y_is_x else None
         if y_grad is None:
-            y_grad = problem.gradient(y_margins)
-        y_loss = problem.loss(y_margins)
+            y_loss, y_grad = problem.loss_and_gradient(y_margins)
+        else:
+            y_loss = problem.loss(y_margins)
         while True:  # backtracking on the metric's scale
             x_new = problem.prox_step(y, y_grad, scale)
             new_margins = problem.margins(x_new)
@@ -257,18 +350,21 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
     For a row ``x`` of domain ``d``, ``p(y = classes_[1] | x, d) = sigmoid((b + s(d))^T x)``; there
     is no intercept. The fitted objective is
 
-    ``sum_d [ L_d(b + s(d)) + alpha * L_d(b) ] + lambda_shared * |b|_1 + lambda_domain * sum_d |s(d)|_1``
+    ``(1/N) sum_i [l(y_i, (b + s(d_i))^T x_i) + alpha * l(y_i, b^T x_i)]
+    + lambda_shared * |b|_1 + lambda_domain * sum_d sqrt(n_d / N) |s(d)|_1``
 
-    where ``L_d(w)`` is the **mean** logistic loss of ``w`` over domain ``d``'s rows.
+    over the ``N`` training rows, ``n_d`` of them in domain ``d``.
 
-    Loss scaling (the paper does not say): per-domain means, summed over domains. Each domain counts
-    the same whatever its size, and ``s(d)`` sees exactly a mean loss, so ``lambda_domain`` is on the
-    familiar per-sample scale of an L1 logistic regression (``C = 1 / (n_d * lambda_domain)`` in
-    scikit-learn terms). ``b`` collects ``|D| * (1 + alpha)`` such means, which is why the paper's
-    grid scales ``lambda_shared`` with ``|D|``: with it, its values 1/|D|^2 ... 1/|D| (|D| = 8) are
-    moderate penalties. A mean over domains instead would divide every loss by ``|D|``, making the
-    grid's ``lambda_domain`` act like ``|D| * lambda_domain`` per sample (0.125 to 0.5 for eight
-    domains), which zeroes nearly every deviation.
+    Loss scaling: the paper's sum over rows, divided by ``N``, so every pair counts once whatever the
+    size of its domain (a domain of 3 pairs does not weigh on ``b`` like one of 300), and the
+    penalties are on the familiar per-sample scale: with one domain, ``b`` alone is scikit-learn's
+    ``LogisticRegression(l1_ratio=1, C=(1 + alpha) / (N * lambda_shared), fit_intercept=False)``.
+
+    Deviation penalty: domain ``d``'s share of the loss has a gradient whose sampling noise grows as
+    ``sqrt(n_d) / N``, so ``s(d)`` is penalised by ``lambda_domain * sqrt(n_d / N)``
+    (:func:`domain_penalty_weights`): every domain's deviation must clear the same multiple of its own
+    noise, and small domains deviate only on clear evidence. The penalties themselves are chosen from
+    the data (``tools.model_selection.penalty_grid``), not from the number of domains.
 
     Symmetric augmentation: the paper trains on ``(x, y)`` and ``(-x, -y)``. Without an intercept,
     ``l(-y, w^T(-x)) = l(y, w^T x)``, so the mirrored copy has exactly the loss of its original; with
@@ -392,6 +488,58 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
             The fitted model.
         """
         previous = self._previous_theta()
+        data, classes, domain_values = self._training_data(X, y, domains, shared_mask, domain_masks)
+        start = np.zeros(data.structure.shape)
+        if previous is not None and previous[0].shape == start.shape and np.array_equal(previous[1], domain_values):
+            start = previous[0]
+        return self._solve(data, classes, domain_values, start)
+
+    def fit_path(
+        self,
+        X: Matrix | ArrayLike,
+        y: ArrayLike,
+        domains: ArrayLike | None = None,
+        shared_mask: ArrayLike | None = None,
+        domain_masks: DomainMasks | None = None,
+        *,
+        params: Sequence[Mapping[str, float]],
+    ) -> list[Self]:
+        """Fit one copy of this model per configuration, warm-starting each from the previous one.
+
+        The rows are validated and prepared once, so a regularisation path (or a CV grid) costs only
+        the solver's iterations. This model itself is left unfitted.
+
+        Parameters
+        ----------
+        X, y, domains, shared_mask, domain_masks :
+            As in :meth:`fit`.
+        params : sequence of mapping
+            Parameters to set on each copy (e.g. ``lambda_shared``, ``lambda_domain``).
+
+        Returns
+        -------
+        list of HierarchicalMultiDomainRegression
+            The fitted copies, in the order of ``params``.
+        """
+        template = clone(self)
+        data, classes, domain_values = template._training_data(X, y, domains, shared_mask, domain_masks)
+        fitted, start = [], np.zeros(data.structure.shape)
+        for point in params:
+            model = clone(self).set_params(**point)
+            model.n_features_in_ = template.n_features_in_
+            fitted.append(model._solve(data, classes, domain_values, start))
+            start = np.vstack([model.coef_shared_, model.coef_domain_])
+        return fitted
+
+    def _training_data(
+        self,
+        X: Matrix | ArrayLike,
+        y: ArrayLike,
+        domains: ArrayLike | None,
+        shared_mask: ArrayLike | None,
+        domain_masks: DomainMasks | None,
+    ) -> tuple[_Data, NDArray[Any], NDArray[Any]]:
+        """Validate the training rows and prepare them for the solver."""
         X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=np.float64)
         check_classification_targets(y)
         classes, label_index = np.unique(y, return_inverse=True)
@@ -406,30 +554,44 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
             _check_mask(shared_mask, X.shape[1], "shared_mask"),
             _check_domain_masks(domain_masks, domain_values, X.shape[1]),
         )
+        data = _prepare(as_rows(X), np.where(label_index == 1, 1.0, -1.0), domain_index, shared, deviation)
+        return data, classes, domain_values
+
+    def _solve(
+        self, data: _Data, classes: NDArray[Any], domain_values: NDArray[Any], start: NDArray[np.float64]
+    ) -> Self:
+        """Minimise the objective for this model's parameters from ``start``; set the learned attributes."""
         alpha, lambda_shared, lambda_domain = self._structure(domain_values.size)
         self._check_params(alpha, lambda_shared, lambda_domain)
-
-        problem = _build_problem(
-            as_rows(X),
-            np.where(label_index == 1, 1.0, -1.0),
-            domain_index,
-            shared,
-            deviation,
-            alpha,
-            lambda_shared,
-            lambda_domain,
-        )
-        start = np.zeros_like(problem.penalty)
-        if previous is not None and previous[0].shape == start.shape and np.array_equal(previous[1], domain_values):
-            start = previous[0]
-        solution = _fista(problem, start, self.tol, self.max_iter)
-
+        solution = _fista(data.problem(alpha, lambda_shared, lambda_domain), start, self.tol, self.max_iter)
         self.classes_ = classes
         self.domains_ = domain_values
         self.coef_shared_ = solution.theta[0].copy()
         self.coef_domain_ = solution.theta[1:].copy()
         self.n_iter_ = solution.n_iter
         self.objective_ = solution.objective
+        return self
+
+    def restore(
+        self,
+        *,
+        classes: NDArray[Any],
+        domains: NDArray[Any],
+        coef_shared: NDArray[np.float64],
+        coef_domain: NDArray[np.float64],
+        n_iter: int = 0,
+    ) -> Self:
+        """Set the learned attributes of a model fitted earlier (e.g. read back from a store)."""
+        if coef_domain.shape != (domains.size, coef_shared.size):
+            raise ValueError(
+                f"coef_domain has shape {coef_domain.shape}, expected ({domains.size}, {coef_shared.size})"
+            )
+        self.classes_ = classes
+        self.domains_ = domains
+        self.coef_shared_ = coef_shared
+        self.coef_domain_ = coef_domain
+        self.n_features_in_ = int(coef_shared.size)
+        self.n_iter_ = n_iter
         return self
 
     def _previous_theta(self) -> tuple[NDArray[np.float64], NDArray[Any]] | None:
@@ -488,6 +650,10 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = as_rows(validate_data(self, X, accept_sparse=("csr", "csc"), dtype=np.float64, reset=False))
+        return self.margins(X, domains)
+
+    def margins(self, X: Matrix, domains: ArrayLike | None = None) -> NDArray[np.float64]:
+        """:meth:`decision_function` without input validation, for rows already checked (the CV loops)."""
         weights = self._weight_table()
         index = self._weight_rows(domains, X.shape[0])
         margin = np.empty(X.shape[0])

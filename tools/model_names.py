@@ -4,3 +4,6 @@ from typing import Literal
 
 ModelName = Literal["hmdr", "shared", "specific", "dirty", "flat"]
 Protocol = Literal["in-domain", "ood"]
+
+DEFAULT_BOOTSTRAP = 200
+"""Refits behind the intervals and selection frequencies ``explain`` shows by default."""

@@ -17,15 +17,16 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from tools.comparison import LIFT_SCALE, ConceptWeights, concept_weights
+from tools.comparison import ConceptWeights, concept_weights
 from tools.concepts import Concept
 from tools.errors import WhyprefError
 from tools.judge import judge_pairs
 from tools.llm import LLM, Request
-from tools.model_selection import ConfidenceInterval, bootstrap_ci
 from tools.pairs import Pair, Verdict
 from tools.prompting import cut, load_prompt
+from tools.resampling import ConfidenceInterval, mean_interval
 from tools.store import ConceptStore, content_key
+from tools.workflows import explain_global
 
 Strategy = Literal["explanation", "random"]
 Condition = Literal["plain", "explanation", "random"]
@@ -192,7 +193,7 @@ def win_rate(condition: Strategy, domain: str | None, verdicts: Sequence[Verdict
         wins=int(np.sum(credits == 1.0)),
         ties=int(np.sum(credits == 0.5)),
         losses=int(np.sum(credits == 0.0)),
-        rate=bootstrap_ci(credits) if len(credits) else None,
+        rate=mean_interval(credits) if len(credits) else None,
     )
 
 
@@ -340,7 +341,7 @@ def steer(
 class SteeringConcept(BaseModel):
     concept: str
     definition: str
-    lift: float  # the mechanism's global lift for the concept in the domain, in %
+    lift: float  # the mechanism's global lift for the concept in the domain, in probability points
 
 
 class SteeringAdvice(BaseModel):
@@ -379,8 +380,10 @@ def advise(
         )
         if response is None:
             raise WhyprefError(f"the generator ({generator.model_id}) gave no valid response")
-    ids = [c.id for c in concepts]
-    lifts = LIFT_SCALE * weights.row(domain, ids)
+    explained = explain_global(store, mechanism, model_id=weights.model_id, n_bootstrap=0, top_k=len(weights.concepts))
+    entry = next((e for e in explained.domains if e.domain == domain), None)
+    lift_of = {c.concept: c.lift for c in entry.concepts} if entry else {}
+    lifts = [lift_of.get(c.name, 0.0) for c in concepts]
     return SteeringAdvice(
         mechanism=mechanism,
         model_id=weights.model_id,

@@ -408,6 +408,20 @@ class ConceptStore:
         for row in self.db.query(f"select * from pairs p{where} order by p.id", args):
             yield self._pair_from_row(row)
 
+    def pair_texts(self, pair_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(query, response A, response B) of each pair, in the order given (the query as stored JSON)."""
+        texts: dict[str, tuple[str, str, str]] = {}
+        for start in range(0, len(pair_ids), 500):
+            chunk = list(pair_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            query = f"select id, query, response_a, response_b from pairs where id in ({marks})"
+            for row in self.db.execute(query, chunk).fetchall():
+                texts[row[0]] = (row[1], row[2], row[3])
+        missing = [p for p in pair_ids if p not in texts]
+        if missing:
+            raise StoreError(f"{self.path}: no pair with id {missing[0]!r}")
+        return [texts[p] for p in pair_ids]
+
     def pair(self, pair_id: str) -> Pair:
         row = next(self.db.query("select * from pairs where id = ?", [pair_id]), None)
         if row is None:
@@ -530,6 +544,15 @@ class ConceptStore:
         with self.atomic():
             self.db["concept_values"].upsert_all(rows, pk=("pair_id", "concept_id", "annotator"))  # type: ignore[union-attr]
         return len(rows)
+
+    def pair_values(self, pair_id: str, annotator: str | None = None) -> dict[str, float]:
+        """Concept id -> value on one pair (of one annotator, or of any)."""
+        query = "select concept_id, value from concept_values where pair_id = ?"
+        args = [pair_id]
+        if annotator is not None:
+            query += " and annotator = ?"
+            args.append(annotator)
+        return {row[0]: row[1] for row in self.db.execute(query, args).fetchall()}
 
     def missing_values(
         self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str

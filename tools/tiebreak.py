@@ -21,8 +21,8 @@ from tools.concepts import Concept
 from tools.errors import WhyprefError
 from tools.judge import judge_pairs
 from tools.llm import LLM
-from tools.model_selection import ConfidenceInterval, bootstrap_ci
 from tools.pairs import Verdict
+from tools.resampling import ConfidenceInterval, mean_interval
 from tools.steering import random_concepts, top_concepts
 from tools.store import ConceptStore
 
@@ -105,7 +105,7 @@ def tie_break(
         )
         verdicts = np.array([Verdict.TIE if label is None else label.verdict for label in labels])
         credit = np.where(verdicts == truth, 1.0, np.where(verdicts == Verdict.TIE, 0.5, 0.0))
-        accuracy = bootstrap_ci(credit)
+        accuracy = mean_interval(credit)
         rows.append(
             TieBreakRow(
                 source=name,

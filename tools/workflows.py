@@ -1,25 +1,33 @@
 """Store-level analyses: fit, evaluate and explain one mechanism from the concept vectors in a store.
 
 The CLI and the MCP server call these; each returns a pydantic model, so both print or serve the
-same numbers.
+same numbers. ``fit`` reports the held-out accuracy of the in-domain protocol (the same function and
+defaults as ``evaluate``), so the two never show two different numbers for one model.
 """
 
 from __future__ import annotations
 
-import warnings
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from tools.baselines import MODELS
 from tools.concepts import Concept
 from tools.design import Design, load_design
 from tools.errors import StoreError, WhyprefError
-from tools.explain import GlobalLift, bootstrap_global_lift, global_lift, local_lift, plot_global_lift
+from tools.explain import GlobalLift, bootstrap_global_lift, first_preferred, global_lift, local_lift, plot_global_lift
+from tools.fitted import ModelPayload
 from tools.hmdr import HierarchicalMultiDomainRegression
-from tools.model_names import ModelName, Protocol
-from tools.model_selection import CVRow, ProtocolResult, evaluate_in_domain, evaluate_out_of_domain, grid_search_cv
+from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
+from tools.model_selection import (
+    CVRow,
+    Evaluation,
+    evaluate_in_domain,
+    evaluate_out_of_domain,
+    grid_search_cv,
+)
 from tools.store import ConceptStore, FittedModelRecord, content_key
 
 
@@ -27,19 +35,23 @@ class FitReport(BaseModel):
     model_id: str
     mechanism: str
     model: str
-    pairs: int
+    pairs: int = Field(description="Non-tie pairs the model was fitted on.")
     ties_left_out: int
     concepts: int
     domains: list[str]
-    best_params: dict[str, float]
-    cv_accuracy: float
-    cv_table: list[CVRow]
+    params: dict[str, float] = Field(description="The penalties chosen by grouped 5-fold CV (lowest log loss).")
+    cv: CVRow = Field(description="The chosen configuration's CV scores (used to choose it: optimistic).")
+    evaluation: Evaluation | None = Field(
+        description="Held-out accuracy by the in-domain protocol (nested, grouped by query), beside length."
+    )
+    evaluation_note: str | None = Field(default=None, description="Why the evaluation is missing.")
+    notes: list[str] = Field(default_factory=list, description="Domains skipped or restricted, models that coincide.")
 
 
 class LocalConcept(BaseModel):
     concept: str
-    value: float
-    lift: float  # 100 * (p(x + e_j) - p(x)) / p(x), in percent
+    value: float = Field(description="The concept's value on the pair, A minus B.")
+    lift: float = Field(description="What this difference did to P(A preferred), in probability points.")
 
 
 class LocalExplanation(BaseModel):
@@ -47,14 +59,18 @@ class LocalExplanation(BaseModel):
     domain: str
     mechanism: str
     label: str | None
-    p_a: float  # the model's probability that A is preferred
-    concepts: list[LocalConcept]  # by |lift|, largest first, concepts present in the pair first
+    p_a: float = Field(description="The model's probability that A is preferred.")
+    p_b: float = Field(description="The model's probability that B is preferred.")
+    concepts: list[LocalConcept] = Field(description="Concepts that moved the prediction, largest |lift| first.")
+    values: dict[str, float] = Field(description="The pair's value of every concept of the model (A minus B).")
 
 
-class GlobalExplanation(BaseModel):
+class GlobalExplanation(GlobalLift):
+    """What a mechanism rewards: the drivers of each domain (lifts in probability points)."""
+
     model_id: str
     mechanism: str
-    lift: GlobalLift
+    accuracy: str | None = Field(default=None, description="Held-out non-tie accuracy beside length, if known.")
     png: str | None = None
     json_path: str | None = None
 
@@ -66,6 +82,22 @@ def _design(store: ConceptStore, mechanism: str, annotator: str | None, source: 
     return design
 
 
+def _array_digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(array.shape).encode())
+    return digest.hexdigest()
+
+
+def _coincide(design: Design, models: list[ModelName]) -> tuple[list[ModelName], list[str]]:
+    """Flat and shared are one model when every concept is shared: keep one, and say so."""
+    if "flat" in models and "shared" in models and design.shared_mask.all():
+        note = "flat and shared coincide here (every concept is shared): reported once, as shared"
+        return [m for m in models if m != "flat"], [note]
+    return models, []
+
+
 def fit_mechanism(
     store: ConceptStore,
     mechanism: str,
@@ -73,46 +105,49 @@ def fit_mechanism(
     model: ModelName = "hmdr",
     annotator: str | None = None,
     source: str | None = None,
-    n_splits: int = 5,
+    evaluate: bool = True,
 ) -> FitReport:
-    """Choose the configuration by 5-fold CV on the paper's grid, refit on all pairs, store the model."""
+    """Choose the penalties by grouped 5-fold CV, refit on all non-tie pairs, store the model, and
+    report its held-out accuracy by the in-domain protocol beside the length baselines."""
     full = _design(store, mechanism, annotator, source)
-    design = full.without_ties()
-    smallest = min(np.sum(design.y == 1), np.sum(design.y == -1))
-    if smallest < 2:
+    design, notes = full.for_fitting()
+    if min(np.sum(design.y == 1), np.sum(design.y == -1)) < 2:
         raise WhyprefError(
             f"mechanism {mechanism!r}: too few labels on one side to fit ({len(design.y)} non-tied pairs)"
         )
-    # Folds are stratified by domain x label: tiny sets (demos) get fewer folds rather than failing.
-    strata = np.unique(np.char.add(design.domains.astype(str), design.y.astype(str)), return_counts=True)[1]
-    n_splits = max(2, min(n_splits, int(strata.max())))
-    with warnings.catch_warnings():
-        # Tiny sets have strata smaller than the folds (capped above); scikit-learn's notice is expected.
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+    if model in ("flat", "shared") and design.shared_mask.all():
+        notes.append("flat and shared coincide here (every concept is shared)")
+    try:
         result = grid_search_cv(
-            model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, n_splits=n_splits
+            model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, groups=design.groups
         )
+    except ValueError as error:  # a fold of a tiny set holds one label only
+        raise WhyprefError(f"fitting {mechanism!r} failed ({error}): too few pairs per domain and label") from error
     estimator = result.estimator
-    best = next(row for row in result.table if row.params == result.best_params)
+    chosen = next(row for row in result.table if row.params == result.best_params)
     model_id = content_key(
-        [mechanism, model, annotator, source, design.concept_ids, design.pair_ids, design.y.tolist(), design.X.tolist()]
+        [mechanism, model, annotator, source, design.concept_ids, design.pair_ids, _array_digest(design.X, design.y)]
     )[:16]
+    evaluation, evaluation_note = None, None
+    if evaluate:
+        try:
+            evaluation = _evaluate(full, "in-domain", [model])
+        except (WhyprefError, ValueError) as error:
+            evaluation_note = f"held-out accuracy not computed: {error}"
+    payload = ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes)
+    metrics: dict[str, float | int | str] = {"cv_log_loss": chosen.log_loss, "pairs": len(design.y)}
+    if evaluation is not None:
+        row = evaluation.row(model)
+        metrics |= {"non_tie_accuracy": row.non_tie_accuracy, "low": row.low, "high": row.high}
+        metrics["explains_more_than_length"] = row.explains_more_than_length or "not shown"
     store.save_model(
         FittedModelRecord(
             id=model_id,
             mechanism=mechanism,
             model_type=model,
-            params={**{k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | bool)}},
-            payload={
-                "concept_ids": design.concept_ids,
-                "domains": [str(d) for d in estimator.domains_],
-                "classes": estimator.classes_.tolist(),
-                "coef_shared": estimator.coef_shared_.tolist(),
-                "coef_domain": estimator.coef_domain_.tolist(),
-                "annotator": annotator,
-                "source": source,
-            },
-            metrics={"cv_accuracy": best.mean_accuracy, "pairs": len(design.y), "n_iter": int(estimator.n_iter_)},
+            params={k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | bool)},
+            payload=payload.model_dump(mode="json"),
+            metrics=metrics,
         )
     )
     return FitReport(
@@ -123,9 +158,11 @@ def fit_mechanism(
         ties_left_out=len(full.y) - len(design.y),
         concepts=len(design.concepts),
         domains=[str(d) for d in estimator.domains_],
-        best_params=result.best_params,
-        cv_accuracy=best.mean_accuracy,
-        cv_table=result.table,
+        params=result.best_params,
+        cv=chosen,
+        evaluation=evaluation,
+        evaluation_note=evaluation_note,
+        notes=notes,
     )
 
 
@@ -143,17 +180,28 @@ def load_model(
             + " (run `whypref fit` first)"
         )
     record = records[-1]
-    payload = record.payload
-    estimator = MODELS[record.model_type](
-        **{k: v for k, v in record.params.items() if k in MODELS[record.model_type]().get_params()}
-    )
-    estimator.classes_ = np.array(payload["classes"])
-    estimator.domains_ = np.array(payload["domains"])
-    estimator.coef_shared_ = np.array(payload["coef_shared"], dtype=float)
-    estimator.coef_domain_ = np.array(payload["coef_domain"], dtype=float).reshape(len(payload["domains"]), -1)
-    estimator.n_features_in_ = len(payload["concept_ids"])
-    estimator.n_iter_ = record.metrics.get("n_iter", 0)
-    return record, estimator
+    params = {k: v for k, v in record.params.items() if isinstance(v, int | float)}
+    return record, payload_of(record).estimator(record.model_type, params)
+
+
+def payload_of(record: FittedModelRecord) -> ModelPayload:
+    try:
+        return ModelPayload.model_validate(record.payload)
+    except ValueError as error:
+        raise StoreError(f"model {record.id} was stored by an older whypref; refit it (`whypref fit`)") from error
+
+
+def _evaluate(
+    design: Design, protocol: Protocol, models: list[ModelName], *, repeats: int = 1, grouped: bool = True
+) -> Evaluation:
+    fitting, notes = design.for_fitting()
+    models, coincide = _coincide(design, models)
+    data = replace(design.evaluation_data(grouped=grouped), domain_masks=fitting.domain_masks)
+    if protocol == "in-domain":
+        evaluation = evaluate_in_domain(models, data, repeats=repeats)
+    else:
+        evaluation = evaluate_out_of_domain(models, data, repeats=repeats)
+    return evaluation.model_copy(update={"notes": [*evaluation.notes, *notes, *coincide]})
 
 
 def evaluate_mechanism(
@@ -164,27 +212,47 @@ def evaluate_mechanism(
     models: list[ModelName],
     annotator: str | None = None,
     source: str | None = None,
-    repeats: int = 25,
-    seeds: int = 5,
-) -> list[ProtocolResult]:
-    """The in-domain (repeated random splits) or out-of-domain (leave one domain out) protocol.
-
-    Ties stay in the test sets and count 0.5, as in the method; they never enter training.
-    """
+    repeats: int = 1,
+    grouped: bool = True,
+) -> Evaluation:
+    """The in-domain (nested grouped cross-validation) or out-of-domain (leave one domain out) protocol:
+    non-tie accuracy with intervals over held-out pairs, beside the length baselines."""
     d = _design(store, mechanism, annotator, source)
     if protocol == "ood" and len(set(d.domains)) < 2:
         raise WhyprefError("the out-of-domain protocol needs at least two domains")
     if protocol == "ood" and "specific" in models:
         raise WhyprefError("the specific-only model cannot predict an unseen domain (no OOD protocol)")
     try:
-        return [
-            evaluate_in_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_repeats=repeats)
-            if protocol == "in-domain"
-            else evaluate_out_of_domain(model, d.X, d.y, d.domains, d.shared_mask, d.domain_masks, n_seeds=seeds)
-            for model in models
-        ]
+        return _evaluate(d, protocol, models, repeats=repeats, grouped=grouped)
     except ValueError as error:  # a split or tuning fold of a tiny set can hold one label only
         raise WhyprefError(f"evaluating {mechanism!r} failed ({error}): too few pairs per domain and label") from error
+
+
+def _model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, list[str]]:
+    payload = payload_of(record)
+    design = load_design(
+        store, mechanism, annotator=payload.annotator, source=payload.source, concept_ids=payload.concept_ids
+    )
+    return design.for_fitting()
+
+
+def _domain_notes(notes: list[str]) -> dict[str, list[str]]:
+    by_domain: dict[str, list[str]] = {}
+    for note in notes:
+        domain, _, text = note.partition(": ")
+        by_domain.setdefault(domain, []).append(text)
+    return by_domain
+
+
+def accuracy_line(record: FittedModelRecord) -> str | None:
+    """ "held-out 72.1% [69.4, 74.8] (non-tie); explains more than length: not shown", if evaluated."""
+    metrics = record.metrics
+    if "non_tie_accuracy" not in metrics:
+        return None
+    return (
+        f"held-out {metrics['non_tie_accuracy']:.1f}% [{metrics['low']:.1f}, {metrics['high']:.1f}] (non-tie); "
+        f"explains more than length: {metrics['explains_more_than_length']}"
+    )
 
 
 def explain_global(
@@ -194,20 +262,16 @@ def explain_global(
     model_id: str | None = None,
     domain: str | None = None,
     top_k: int = 10,
-    n_bootstrap: int = 0,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
     out_dir: Path | None = None,
 ) -> GlobalExplanation:
-    """Global lift per domain (shared and domain parts), optionally with bootstrap intervals, as PNG + JSON."""
+    """Global lift per domain (pp; shared and specific parts), with bootstrap intervals and selection
+    frequencies unless ``n_bootstrap`` is 0, as PNG + JSON when ``out_dir`` is given."""
     record, estimator = load_model(store, mechanism, model_id)
     names = [c.name for c in model_concepts(store, record)]
+    design, notes = _model_design(store, mechanism, record)
+    by_domain = _domain_notes(notes)
     if n_bootstrap:
-        design = load_design(
-            store,
-            mechanism,
-            annotator=record.payload.get("annotator"),
-            source=record.payload.get("source"),
-            concept_ids=record.payload["concept_ids"],
-        ).without_ties()
         try:
             lift = bootstrap_global_lift(
                 estimator,
@@ -217,6 +281,8 @@ def explain_global(
                 names,
                 design.shared_mask,
                 design.domain_masks,
+                groups=design.groups,
+                notes=by_domain,
                 n_bootstrap=n_bootstrap,
             )
         except ValueError as error:  # a resample of a tiny set can hold one label only
@@ -224,7 +290,7 @@ def explain_global(
                 f"bootstrap on {mechanism!r} failed ({error}): too few pairs for resampling; try --bootstrap 0"
             ) from error
     else:
-        lift = global_lift(estimator, names)
+        lift = global_lift(estimator, design.X, design.domains, names, notes=by_domain)
     if domain is not None:
         if domain not in {entry.domain for entry in lift.domains}:
             raise WhyprefError(
@@ -232,58 +298,64 @@ def explain_global(
             )
         lift = lift.model_copy(update={"domains": [e for e in lift.domains if e.domain == domain]})
     lift = lift.top(top_k)
-    explanation = GlobalExplanation(model_id=record.id, mechanism=mechanism, lift=lift)
+    explanation = GlobalExplanation(
+        **lift.model_dump(), model_id=record.id, mechanism=mechanism, accuracy=accuracy_line(record)
+    )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe(mechanism)}-{record.id}" + (f"-{_safe(domain)}" if domain else "")
-        explanation.png = str(plot_global_lift(lift, out_dir / f"{stem}.png", top_k=top_k))
+        stem = f"{safe_name(mechanism)}-{record.id}" + (f"-{safe_name(domain)}" if domain else "")
+        title = f"What {mechanism} rewards: {len(design.y)} pairs" + (
+            f"; {explanation.accuracy}" if explanation.accuracy else ""
+        )
+        explanation.png = str(plot_global_lift(lift, out_dir / f"{stem}.png", top_k=top_k, title=title))
         explanation.json_path = str(out_dir / f"{stem}.json")
         Path(explanation.json_path).write_text(explanation.model_dump_json(indent=1), encoding="utf-8")
     return explanation
 
 
 def explain_pair(store: ConceptStore, mechanism: str, pair_id: str, *, model_id: str | None = None) -> LocalExplanation:
-    """Local lift of every concept for one stored pair."""
+    """Local lift of every concept that moved the prediction for one stored pair."""
     record, estimator = load_model(store, mechanism, model_id)
     pair = store.pair(pair_id)
     concepts = model_concepts(store, record)
-    annotator = record.payload.get("annotator")
-    x = load_pair_vector(store, pair_id, [c.id for c in concepts], annotator)
-    lifts = local_lift(estimator, x[None, :], np.array([pair.domain]))[0]
-    p_a = float(
-        estimator.predict_proba(x[None, :], domains=np.array([pair.domain]))[0, list(estimator.classes_).index(1)]
-    )
+    x = load_pair_vector(store, pair_id, [c.id for c in concepts], payload_of(record).annotator)
+    domains = np.array([pair.domain])
+    lifts = local_lift(estimator, x[None, :], domains)[0]
+    margin = estimator.decision_function(x[None, :], domains)
+    p_a = float(first_preferred(margin)[0])
+    p_b = float(first_preferred(-margin)[0])
     stored = store.label(pair_id, mechanism)
-    label = stored.verdict.value if stored else None
-    order = sorted(range(len(concepts)), key=lambda j: (x[j] == 0, -abs(lifts[j])))
+    order = [j for j in np.argsort(-np.abs(lifts), kind="stable") if lifts[j] != 0]
     return LocalExplanation(
         pair_id=pair_id,
         domain=pair.domain,
         mechanism=mechanism,
-        label=label,
+        label=stored.verdict.value if stored else None,
         p_a=p_a,
+        p_b=p_b,
         concepts=[LocalConcept(concept=concepts[j].name, value=float(x[j]), lift=float(lifts[j])) for j in order],
+        values={c.name: float(v) for c, v in zip(concepts, x, strict=True)},
     )
 
 
 def load_pair_vector(store: ConceptStore, pair_id: str, concept_ids: list[str], annotator: str | None) -> np.ndarray:
-    query = "select concept_id, value from concept_values where pair_id = ?" + (
-        " and annotator = ?" if annotator else ""
-    )
-    values = {
-        row["concept_id"]: row["value"] for row in store.db.query(query, [pair_id, *([annotator] if annotator else [])])
-    }
+    values = store.pair_values(pair_id, annotator)
     return np.array([values.get(c, 0.0) for c in concept_ids])
 
 
 def model_concepts(store: ConceptStore, record: FittedModelRecord) -> list[Concept]:
     """The concepts of a stored model, in its column order."""
     by_id = {c.id: c for c in store.concepts()}
-    missing = [c for c in record.payload["concept_ids"] if c not in by_id]
+    ids = payload_of(record).concept_ids
+    missing = [c for c in ids if c not in by_id]
     if missing:
         raise StoreError(f"model {record.id} uses concepts no longer in the store: {', '.join(missing[:5])}; refit it")
-    return [by_id[c] for c in record.payload["concept_ids"]]
+    return [by_id[c] for c in ids]
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+def safe_name(name: str) -> str:
+    """A file-name-safe, bounded rendering of a name (mechanism, domain)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+    if len(safe) > 60:  # file names have a length limit; keep them unique with a hash
+        safe = safe[:48] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return safe

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.cli.concepts import DryRun, make_llm
@@ -19,7 +20,7 @@ from tools.store import ConceptStore
 
 if TYPE_CHECKING:
     from tools.comparison import AgreementMatrix, MechanismDifferences
-    from tools.model_selection import ConfidenceInterval
+    from tools.resampling import ConfidenceInterval
     from tools.steering import SteeringReport
     from tools.tiebreak import TieBreakReport
 
@@ -96,7 +97,10 @@ def compare_command(
 
     with ConceptStore(db, create=False) as store:
         matrix = agreement_matrix(store, mechanisms=mechanism or None, source=source, domain=domain)
-        differences = weight_differences(store, first, second, top_k=top) if second else None
+        chosen = [domain] if domain else None
+        differences = (
+            weight_differences(store, first, second, source=source, domains=chosen, top_k=top) if second else None
+        )
     console.print(agreement_table(matrix))
     if differences is not None:
         console.print(differences_table(differences))
@@ -122,13 +126,24 @@ def agreement_table(matrix: AgreementMatrix, title: str = "Agreement % (row = re
 
 def differences_table(differences: MechanismDifferences) -> Table:
     first, second = differences.first, differences.second
-    table = Table(title=f"What {first} rewards and {second} does not: global lift %, largest differences")
-    for column in ("domain", "concept", first, second, "difference"):
-        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
+    table = Table(
+        title=f"Where {first} and {second} differ: global lift (pp), same {differences.n_pairs} pairs and "
+        f"penalties; only differences whose {100 * differences.confidence:.0f}% interval excludes 0"
+    )
+    for column in ("domain", "concept", first, second, "difference", "interval"):
+        table.add_column(escape(column), justify="left" if column in ("domain", "concept") else "right")
     for entry in differences.domains:
+        label = f"{entry.domain} ({entry.n_pairs})"
+        if not entry.concepts:
+            table.add_row(escape(label), "no difference shown", "", "", "", f"({entry.not_shown} compared)")
         for i, c in enumerate(entry.concepts):
             table.add_row(
-                entry.domain if i == 0 else "", c.concept, f"{c.first:+.1f}", f"{c.second:+.1f}", f"{c.difference:+.1f}"
+                escape(label) if i == 0 else "",
+                escape(c.concept),
+                f"{c.first:+.1f}",
+                f"{c.second:+.1f}",
+                f"{c.difference:+.1f}",
+                f"{c.low:+.1f} .. {c.high:+.1f}",
             )
     return table
 

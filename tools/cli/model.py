@@ -4,18 +4,23 @@ annotation exists (planted synthetic data, a file of precomputed vectors)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
-from tools.design import store_planted
 from tools.importers.values import import_values
-from tools.model_names import ModelName, Protocol
+from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
 from tools.planted import make_planted
 from tools.store import ConceptStore
+
+if TYPE_CHECKING:
+    from tools.explain import ConceptLift
+    from tools.model_selection import Evaluation
+    from tools.workflows import GlobalExplanation
 
 console = Console()
 
@@ -25,37 +30,86 @@ AnnotatorOption = Annotated[
 ]
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _points(value: float) -> str:
+    return f"{value:+.1f}"
+
+
+def evaluation_tables(evaluation: Evaluation, title: str) -> list[Table]:
+    """Accuracy of each model beside the length baselines, and their paired differences."""
+    summary = Table(title=title)
+    for column in ("model", "non-tie accuracy %", "95% CI", "pairs", "with ties %", "beats length"):
+        summary.add_column(column, justify="left" if column == "model" else "right")
+    for row in evaluation.rows:
+        summary.add_row(
+            row.model,
+            f"{row.non_tie_accuracy:.1f}",
+            f"{row.low:.1f} - {row.high:.1f}",
+            str(row.n_pairs),
+            f"{row.accuracy_with_ties:.1f}",
+            row.explains_more_than_length or "(baseline)",
+        )
+    tables = [summary]
+    if evaluation.differences:
+        gaps = Table(title="Paired differences on the same held-out pairs (points, 95% CI)")
+        for column in ("model", "minus", "difference", "95% CI"):
+            gaps.add_column(column, justify="left" if column in ("model", "minus") else "right")
+        for d in evaluation.differences:
+            gaps.add_row(d.model, d.baseline, _points(d.difference), f"{_points(d.low)} .. {_points(d.high)}")
+        tables.append(gaps)
+    return tables
+
+
+def print_evaluation(evaluation: Evaluation, title: str) -> None:
+    for table in evaluation_tables(evaluation, title):
+        console.print(table)
+    console.print(
+        f"Splits: {evaluation.splits}; {evaluation.n_splits} folds x {evaluation.repeats} repeat(s). "
+        "Non-tie accuracy: pairs whose reference label is a tie are left out (a predicted tie counts 0.5); "
+        "'with ties' is the paper's figure (reference ties count 0.5).",
+        highlight=False,
+    )
+    for row in evaluation.rows:
+        if row.explains_more_than_length is not None:
+            console.print(escape(evaluation.verdict(row.model)), style="bold")
+    for note in evaluation.notes:
+        console.print(f"note: {escape(note)}", highlight=False)
+
+
 def fit_command(
     mechanism: MechanismOption = "human",
     model: Annotated[ModelName, typer.Option(help="hmdr, or a baseline: shared, specific, dirty, flat.")] = "hmdr",
     db: DbOption = DEFAULT_DB,
     annotator: AnnotatorOption = None,
     source: SourceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Fit a model of a mechanism's choices: the paper's 9-configuration grid, 5-fold CV, refit; stored."""
+    """Fit a model of a mechanism's choices (penalties by grouped 5-fold CV), store it, and report its
+    held-out accuracy (the in-domain protocol of `evaluate`) beside "the longer response wins"."""
     from tools.workflows import fit_mechanism
 
     with ConceptStore(db, create=False) as store, console.status(f"Fitting {model} on {mechanism}..."):
         report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
-    table = Table(
-        title=f"{model} on {mechanism}: {report.pairs} pairs, {report.concepts} concepts, "
-        f"{len(report.domains)} domains (5-fold CV accuracy %)"
-    )
-    for column in ("alpha", "lambda_shared", "lambda_domain", "accuracy", "+/-"):
-        table.add_column(column, justify="right")
-    for row in report.cv_table:
-        chosen = row.params == report.best_params
-        cells = [f"{row.params.get(k, float('nan')):.4g}" for k in ("alpha", "lambda_shared", "lambda_domain")]
-        table.add_row(
-            *cells,
-            f"{100 * row.mean_accuracy:.1f}",
-            f"{100 * row.std_accuracy:.1f}",
-            style="bold green" if chosen else None,
-        )
-    console.print(table)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=1))
+        return
+    penalties = ", ".join(f"{k} {v:.3g}" for k, v in report.params.items())
     console.print(
-        f"Model [bold]{report.model_id}[/] stored ({report.ties_left_out} ties left out of training). "
-        f"Next: whypref explain -m {mechanism} --db {db}",
+        f"{escape(model)} on {escape(mechanism)}: {report.pairs} non-tie pairs ({report.ties_left_out} ties left out), "
+        f"{report.concepts} concepts, {len(report.domains)} domains; penalties {penalties} (grouped 5-fold CV, "
+        f"log loss {report.cv.log_loss:.3f}).",
+        highlight=False,
+    )
+    if report.evaluation is not None:
+        print_evaluation(report.evaluation, f"{mechanism}: held-out accuracy, in-domain (nested CV)")
+    else:
+        console.print(f"note: {escape(report.evaluation_note or '')}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {escape(note)}", highlight=False)
+    console.print(
+        f"Model [bold]{report.model_id}[/] stored. Next: whypref explain -m {escape(mechanism)} --db {escape(str(db))}",
         highlight=False,
     )
 
@@ -63,23 +117,28 @@ def fit_command(
 def evaluate_command(
     mechanism: MechanismOption = "human",
     protocol: Annotated[
-        Protocol, typer.Option(help="in-domain: repeated random splits; ood: leave one domain out.")
+        Protocol, typer.Option(help="in-domain: nested cross-validation; ood: leave one domain out.")
     ] = "in-domain",
     model: Annotated[list[str], typer.Option(help="Model(s) to compare (repeatable).")] = ["hmdr"],  # noqa: B006
     db: DbOption = DEFAULT_DB,
     annotator: AnnotatorOption = None,
     source: SourceOption = None,
-    repeats: Annotated[int, typer.Option(min=1, help="in-domain: number of random splits.")] = 25,
-    seeds: Annotated[int, typer.Option(min=1, help="ood: seeds per held-out domain.")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="Repetitions of the split (in-domain) or of tuning (ood).")] = 1,
+    random_splits: Annotated[
+        bool, typer.Option("--random-splits", help="Split pairs at random instead of by query group (leaks).")
+    ] = False,
+    per_domain: Annotated[bool, typer.Option("--per-domain", help="Also print accuracy per domain.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Held-out accuracy of models of a mechanism, with 95% bootstrap intervals (ties count 0.5)."""
+    """Held-out accuracy over non-tie pairs, with 95% intervals over the held-out pairs, beside "the
+    longer response wins" and a length-only regression on the same splits."""
     from tools.workflows import evaluate_mechanism
 
     for name in model:
         if name not in ModelName.__args__:  # type: ignore[attr-defined]
             raise typer.BadParameter(f"unknown model {name!r} (known: {', '.join(ModelName.__args__)})")  # type: ignore[attr-defined]
     with ConceptStore(db, create=False) as store, console.status(f"Evaluating ({protocol})..."):
-        results = evaluate_mechanism(
+        evaluation = evaluate_mechanism(
             store,
             mechanism,
             protocol=protocol,
@@ -87,65 +146,133 @@ def evaluate_command(
             annotator=annotator,
             source=source,
             repeats=repeats,
-            seeds=seeds,
+            grouped=not random_splits,
         )
-    summary = Table(title=f"{mechanism}: {protocol} accuracy % (95% bootstrap interval)")
-    for column in ("model", "accuracy", "interval", "splits"):
-        summary.add_column(column, justify="left" if column == "model" else "right")
-    for r in results:
-        summary.add_row(
-            r.model,
-            f"{100 * r.accuracy.estimate:.1f}",
-            f"{100 * r.accuracy.low:.1f} - {100 * r.accuracy.high:.1f}",
-            str(len(r.splits)),
-        )
-    console.print(summary)
-    per_domain = Table(title="Accuracy % per domain" + (" (held out)" if protocol == "ood" else ""))
-    per_domain.add_column("domain")
-    for r in results:
-        per_domain.add_column(r.model, justify="right")
-    for d in sorted({d for r in results for d in r.per_domain}):
-        per_domain.add_row(d, *(f"{100 * r.per_domain[d]:.1f}" if d in r.per_domain else "" for r in results))
-    console.print(per_domain)
+    if as_json:
+        typer.echo(evaluation.model_dump_json(indent=1))
+        return
+    print_evaluation(evaluation, f"{mechanism}: held-out accuracy, {protocol}")
+    if per_domain:
+        table = Table(title="Non-tie accuracy % per domain" + (" (held out)" if protocol == "ood" else ""))
+        table.add_column("domain")
+        for row in evaluation.rows:
+            table.add_column(row.model, justify="right")
+        for d in sorted({d for row in evaluation.rows for d in row.per_domain}):
+            table.add_row(
+                escape(d), *(f"{row.per_domain[d]:.1f}" if d in row.per_domain else "" for row in evaluation.rows)
+            )
+        console.print(table)
+
+
+def _lift_cell(concept: ConceptLift) -> str:
+    cell = f"{concept.lift:+.1f}"
+    return cell + ("*" if concept.unstable else "")
 
 
 def explain_command(
     mechanism: MechanismOption = "human",
     db: DbOption = DEFAULT_DB,
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
-    pair: Annotated[str | None, typer.Option(help="Explain one pair (local lift) instead.")] = None,
+    pair: Annotated[str | None, typer.Option(help="Explain one pair (local lift; ids: `whypref pairs`).")] = None,
     top: Annotated[int, typer.Option(min=1, help="Concepts per domain.")] = 10,
-    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap refits for intervals on global lift (0: none).")] = 0,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap refits for intervals and selection frequency (0: none).")
+    ] = DEFAULT_BOOTSTRAP,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="One table per domain: parts, intervals, selection.")
+    ] = False,
     model_id: Annotated[str | None, typer.Option(help="A stored model (default: the mechanism's latest).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the chart (PNG) and its data (JSON).")] = Path("reports"),
+    as_json: JsonOption = False,
 ) -> None:
-    """Why this mechanism prefers what it prefers: global lift per domain, or local lift for one pair."""
+    """Why this mechanism prefers what it prefers: global lift per domain (probability points), or the
+    local lift of each concept on one pair."""
     from tools.workflows import explain_global, explain_pair
 
     with ConceptStore(db, create=False) as store:
         if pair is not None:
             local = explain_pair(store, mechanism, pair, model_id=model_id)
-            table = Table(title=f"Pair {pair} ({local.domain}): P(A preferred) = {local.p_a:.2f}, label {local.label}")
-            for column in ("concept", "value (A-B)", "lift %"):
+            if as_json:
+                typer.echo(local.model_dump_json(indent=1))
+                return
+            table = Table(
+                title=f"Pair {escape(pair)} ({escape(local.domain)}): P(A preferred) = {local.p_a:.2f}, "
+                f"P(B preferred) = {local.p_b:.2f}; label {local.label}"
+            )
+            for column in ("concept", "value (A - B)", "lift on P(A), pp"):
                 table.add_column(column, justify="left" if column == "concept" else "right")
             for c in local.concepts[:top]:
-                table.add_row(c.concept, f"{c.value:+.2f}", f"{c.lift:+.1f}")
+                table.add_row(escape(c.concept), f"{c.value:+.2f}", f"{c.lift:+.1f}")
             console.print(table)
+            if not local.concepts:
+                console.print("No concept moved the prediction on this pair (no difference, or no weight).")
             return
-        with console.status("Explaining..."):
+        with console.status("Explaining (bootstrap refits)..." if bootstrap else "Explaining..."):
             explanation = explain_global(
                 store, mechanism, model_id=model_id, domain=domain, top_k=top, n_bootstrap=bootstrap, out_dir=out
             )
-    for entry in explanation.lift.domains:
-        table = Table(title=f"{mechanism} in {entry.domain}: lift % (shared + domain = total)")
-        columns = ("concept", "shared", "domain", "total") + (("95% CI",) if bootstrap else ())
-        for column in columns:
-            table.add_column(column, justify="left" if column == "concept" else "right")
-        for c in entry.concepts:
-            interval = (f"{c.low:+.1f} .. {c.high:+.1f}",) if bootstrap and c.low is not None else ()
-            table.add_row(c.concept, f"{c.shared:+.1f}", f"{c.domain:+.1f}", f"{c.total:+.1f}", *interval)
+    if as_json:
+        typer.echo(explanation.model_dump_json(indent=1, exclude={"png", "json_path"}))
+        return
+    _print_explanation(explanation, detail or len(explanation.domains) == 1)
+    console.print(f"Chart: {escape(str(explanation.png))}\nData: {escape(str(explanation.json_path))}", highlight=False)
+
+
+def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
+    title = f"What {explanation.mechanism} rewards: lift in probability points"
+    if explanation.accuracy:
+        console.print(escape(f"{explanation.mechanism}: {explanation.accuracy}"), highlight=False)
+    if detail:
+        for entry in explanation.domains:
+            table = Table(title=f"{title}, {entry.domain} ({entry.n_pairs} pairs)")
+            columns = ["concept", "lift", "all domains", "this domain"]
+            if explanation.n_bootstrap:
+                columns += ["95% CI", "selected"]
+            for column in columns:
+                table.add_column(column, justify="left" if column == "concept" else "right")
+            for c in entry.concepts:
+                cells = [escape(c.concept), _points(c.lift), _points(c.shared), _points(c.specific)]
+                if explanation.n_bootstrap and c.low is not None and c.high is not None:
+                    cells += [f"{_points(c.low)} .. {_points(c.high)}", f"{100 * (c.selected or 0):.0f}%"]
+                table.add_row(*cells)
+            console.print(table)
+            for note in entry.notes:
+                console.print(f"note: {escape(entry.domain)}: {escape(note)}", highlight=False)
+    else:
+        table = Table(title=title + " (rows: concepts; columns: domains)")
+        table.add_column("concept")
+        for entry in explanation.domains:
+            table.add_column(f"{escape(entry.domain)}\n({entry.n_pairs})", justify="right")
+        names = list(dict.fromkeys(c.concept for entry in explanation.domains for c in entry.concepts))
+        cells = {(entry.domain, c.concept): c for entry in explanation.domains for c in entry.concepts}
+        for name in names:
+            table.add_row(
+                escape(name),
+                *(
+                    _lift_cell(cells[(e.domain, name)]) if (e.domain, name) in cells else ""
+                    for e in explanation.domains
+                ),
+            )
         console.print(table)
-    console.print(f"Chart: {explanation.png}\nData: {explanation.json_path}", highlight=False)
+        notes = [f"{e.domain}: {n}" for e in explanation.domains for n in e.notes]
+        for note in notes:
+            console.print(f"note: {escape(note)}", highlight=False)
+    if explanation.n_bootstrap:
+        console.print(
+            f"Intervals from {explanation.n_bootstrap} bootstrap refits (query groups resampled within domains)"
+            + (
+                ""
+                if detail
+                else "; * marks an unstable driver (weighted in under 70% of refits, or an interval"
+                " reaching the other sign); --detail shows the parts, intervals and selection."
+            ),
+            highlight=False,
+        )
+    console.print(
+        "Lift: the average change in the probability that a response is preferred when it shows one unit more "
+        "of the concept than the other (both orders; 'all domains' is the shared part).",
+        highlight=False,
+    )
 
 
 def planted_command(
@@ -159,6 +286,8 @@ def planted_command(
     mechanism: Annotated[str, typer.Option(help="Name of the planted labels' mechanism.")] = "planted",
 ) -> None:
     """Write synthetic concept vectors with known (planted) weights into a store, to try the models."""
+    from tools.design import store_planted
+
     data = make_planted(domains, concepts, shared, pairs_per_domain, label_noise=label_noise, random_state=seed)
     with ConceptStore(db) as store:
         count = store_planted(store, data, mechanism=mechanism, source=f"planted-{seed}")

@@ -1,0 +1,59 @@
+"""A fitted HMDR model as stored: a typed payload with a lossless round trip to the estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tools.baselines import MODELS
+from tools.hmdr import HierarchicalMultiDomainRegression
+
+
+class ModelPayload(BaseModel):
+    """What a stored model needs to predict and explain again: its columns, domains and weights."""
+
+    concept_ids: list[str]
+    domains: list[str]
+    classes: list[int]
+    coef_shared: list[float]
+    coef_domain: list[list[float]]
+    n_iter: int = 0
+    annotator: str | None = None
+    source: str | None = None
+    notes: list[str] = Field(default_factory=list, description="Domains skipped or restricted when fitting.")
+
+    @classmethod
+    def of(
+        cls,
+        estimator: HierarchicalMultiDomainRegression,
+        concept_ids: list[str],
+        *,
+        annotator: str | None,
+        source: str | None,
+        notes: list[str],
+    ) -> ModelPayload:
+        return cls(
+            concept_ids=concept_ids,
+            domains=[str(d) for d in estimator.domains_.tolist()],
+            classes=[int(c) for c in estimator.classes_.tolist()],
+            coef_shared=estimator.coef_shared_.tolist(),
+            coef_domain=estimator.coef_domain_.tolist(),
+            n_iter=int(estimator.n_iter_),
+            annotator=annotator,
+            source=source,
+            notes=notes,
+        )
+
+    def estimator(self, model_type: str, params: dict[str, float]) -> HierarchicalMultiDomainRegression:
+        """The fitted estimator, as ``fit`` left it (learned attributes set by the estimator's own class)."""
+        if model_type not in MODELS:
+            raise ValueError(f"unknown model type {model_type!r} (known: {', '.join(sorted(MODELS))})")
+        estimator = MODELS[model_type]()
+        estimator.set_params(**{k: v for k, v in params.items() if k in estimator.get_params()})
+        return estimator.restore(
+            classes=np.array(self.classes),
+            domains=np.array(self.domains),
+            coef_shared=np.array(self.coef_shared, dtype=float),
+            coef_domain=np.array(self.coef_domain, dtype=float).reshape(len(self.domains), len(self.concept_ids)),
+            n_iter=self.n_iter,
+        )
