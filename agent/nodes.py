@@ -9,6 +9,7 @@ returns a ``stop_reason`` and the graph goes to ``finish``.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from tools.feedback import (
     score_concept_set,
     swap_failure_rates,
 )
+from tools.grouping import pair_groups
 from tools.llm import LLM, Estimate
 from tools.measured import measured_concepts
 from tools.store import ConceptDecision, ConceptStore, content_key
@@ -172,12 +174,27 @@ def sample(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         raise WhyprefError(
             f"no pairs labelled by {config.mechanism!r}" + (f" in domain(s) {', '.join(missing)}" if missing else "")
         )
-    train, test = [], []
-    for domain in sorted(by_domain):
-        ids = sorted(by_domain[domain], key=lambda p: content_key([config.seed, p]))[: config.pairs_per_domain]
+    chosen = {
+        domain: sorted(ids, key=lambda p: content_key([config.seed, p]))[: config.pairs_per_domain]
+        for domain, ids in by_domain.items()
+    }
+    everything = [p for domain in sorted(chosen) for p in chosen[domain]]
+    group_of = dict(zip(everything, pair_groups(ctx.store.pair_texts(everything)).tolist(), strict=True))
+    # Whole query groups are held out (pairs sharing a query or a response never straddle the split).
+    held_out: set[int] = set()
+    for domain in sorted(chosen):
+        ids = chosen[domain]
+        members = Counter(group_of[p] for p in ids)
         n_test = max(1, round(config.test_fraction * len(ids)))
-        test += ids[:n_test]
-        train += ids[n_test:]
+        count = sum(n for g, n in members.items() if g in held_out)  # held out with an earlier domain
+        for pair_id in ids:
+            if count >= n_test:
+                break
+            if group_of[pair_id] not in held_out:
+                held_out.add(group_of[pair_id])
+                count += members[group_of[pair_id]]
+    test = [p for p in everything if group_of[p] in held_out]
+    train = [p for p in everything if group_of[p] not in held_out]
     concepts = [c.id for c in ctx.store.concepts() if c.kind is not ConceptKind.MEASURED]
     if config.measured:
         concepts += [c.id for c in measured_concepts()]

@@ -37,19 +37,22 @@ def compare_all(console: Console, store: ConceptStore, source: str | None, top: 
     judges = [name for name in matrix.mechanisms if name != "human"]
     fits = {name: fit_mechanism(store, name, source=source) for name in ["human", *judges]}
     console.print(
-        "  HMDR 5-fold CV accuracy: "
-        + ", ".join(f"{name} {100 * f.cv_accuracy:.1f}% ({f.pairs} pairs)" for name, f in fits.items()),
+        "  HMDR held-out non-tie accuracy (in-domain, grouped): "
+        + ", ".join(
+            f"{name} {f.evaluation.row('hmdr').non_tie_accuracy:.1f}% ({f.pairs} pairs)"
+            for name, f in fits.items()
+            if f.evaluation is not None
+        ),
         highlight=False,
     )
     differences = {}
     for judge in judges:
-        differences[judge] = weight_differences(
-            store, "human", judge, first_model=fits["human"].model_id, second_model=fits[judge].model_id, top_k=top
-        )
+        # Both fitted on the same pairs and penalties; only differences whose interval excludes 0.
+        differences[judge] = weight_differences(store, "human", judge, source=source, top_k=top)
         console.print(differences_table(differences[judge]))
     return {
         "agreement": matrix.model_dump(),
-        "fits": {name: f.model_dump(exclude={"cv_table"}) for name, f in fits.items()},
+        "fits": {name: f.model_dump() for name, f in fits.items()},
         "differences": {name: d.model_dump() for name, d in differences.items()},
     }
 

@@ -27,11 +27,12 @@ from scipy.special import expit
 from tools.baselines import MODELS
 from tools.hmdr import HierarchicalMultiDomainRegression
 from tools.model_selection import (
-    ConfidenceInterval,
+    EvaluationData,
+    ScoreRow,
     evaluate_in_domain,
     evaluate_out_of_domain,
     grid_search_cv,
-    paper_grid,
+    penalty_grid,
 )
 from tools.planted import PlantedData, make_planted
 
@@ -86,11 +87,12 @@ def recovery(seeds: list[int]) -> list[Row]:
         true_accuracy.append(bayes)
         gaps.append(bayes - model.score(data.X[test], data.y[test], data.domains[test]))
         # Diagnostic: the best grid point chosen on the test set itself bounds what any CV could do.
+        arguments = (data.X[train], data.y[train], data.domains[train], data.shared_mask, data.domain_masks)
         best = max(
             HierarchicalMultiDomainRegression(**params)
-            .fit(data.X[train], data.y[train], data.domains[train], data.shared_mask, data.domain_masks)
+            .fit(*arguments)
             .score(data.X[test], data.y[test], data.domains[test])
-            for params in paper_grid(len(data.domain_names))
+            for params in penalty_grid(HierarchicalMultiDomainRegression(), *arguments)
         )
         oracle_gaps.append(bayes - best)
         allowed = np.stack([data.domain_masks[d] for d in model.domains_])
@@ -149,7 +151,7 @@ def paper_sized(random_state: int = 0) -> PlantedData:
 
 
 def speed(repeats: int, torch_seconds: float) -> list[Row]:
-    """Full 9-configuration 5-fold CV plus refit; and one fit against PyTorch Adam."""
+    """Full penalty-grid 5-fold CV plus refit; and one fit against PyTorch Adam."""
     data = paper_sized()
     arguments = (data.X, data.y, data.domains, data.shared_mask, data.domain_masks)
     timings, result = [], None
@@ -158,13 +160,20 @@ def speed(repeats: int, torch_seconds: float) -> list[Row]:
         result = grid_search_cv("hmdr", *arguments)
         timings.append(time.perf_counter() - start)
     section = "speed (3,200 x 624)"
+    configs = len(result.table) if result else 1
     rows = [
         Row(
             section,
-            f"9 configs x 5-fold CV + refit, seconds (median of {repeats})",
+            f"{configs} configs x 5-fold CV + refit, seconds (median of {repeats})",
             f"{np.median(timings):.2f}",
-            "<= 5",
-            passed(np.median(timings) <= 5.0),
+        ),
+        # The grid has 30 configurations (the paper's had 9): the target is per configuration.
+        Row(
+            section,
+            "seconds per configuration (5 fold fits + its share of the refit)",
+            f"{np.median(timings) / configs:.3f}",
+            "<= 0.25",
+            passed(np.median(timings) / configs <= 0.25),
         ),
         Row(section, "X non-zero fraction", f"{np.mean(data.X != 0):.3f}"),
     ]
@@ -197,7 +206,9 @@ def torch_rows(
     allowed = np.stack([data.domain_masks[d] for d in model.domains_])
     X = torch.tensor(data.X)
     signs = torch.tensor(data.y, dtype=torch.float64)
-    row_weight = torch.tensor(1.0 / counts[domain_index])
+    row_weight = torch.full((data.y.size,), 1.0 / data.y.size, dtype=torch.float64)
+    # The deviation penalty of domain d is lambda_domain * sqrt(n_d / N) (tools/hmdr.py).
+    domain_penalty = torch.tensor(np.sqrt(counts / counts.sum()), dtype=torch.float64)[:, None]
     index = torch.tensor(domain_index)
     shared_mask = torch.tensor(data.shared_mask, dtype=torch.float64)
     domain_mask = torch.tensor(allowed, dtype=torch.float64)
@@ -217,7 +228,8 @@ def torch_rows(
             shared_margin = X @ b
             margin = shared_margin + (X @ s.T).gather(1, index[:, None]).squeeze(1)
             loss = row_weight @ (softplus(-signs * margin) + alpha * softplus(-signs * shared_margin))
-            objective = loss + model.lambda_shared * b.abs().sum() + model.lambda_domain * s.abs().sum()
+            penalty = model.lambda_shared * b.abs().sum() + model.lambda_domain * (domain_penalty * s.abs()).sum()
+            objective = loss + penalty
             best = min(best, objective.item())
             for gap in gaps:
                 if gap not in reached and objective.item() <= model.objective_ * (1.0 + gap):
@@ -260,7 +272,7 @@ def scale() -> list[Row]:
     deviation = rng.normal(size=(n_domains, n_features)) * (rng.random((n_domains, n_features)) < 0.02)
     margin = X @ shared + (X @ deviation.T)[np.arange(n_samples), domains]
     y = np.where(rng.random(n_samples) < expit(margin), 1, -1)
-    lam = 1.0 / n_domains**2  # the paper grid's smallest penalty: the slowest fit
+    lam = 1.0 / n_domains**2  # a small penalty: a slow fit
     model = HierarchicalMultiDomainRegression(lambda_shared=lam, lambda_domain=lam)
     start = time.perf_counter()
     model.fit(X, y, domains)
@@ -268,7 +280,7 @@ def scale() -> list[Row]:
     section = "scale (100k x 1k x 20, sparse)"
     rows = [
         Row(section, "X non-zeros; weights (b + 20 s(d))", f"{X.nnz:,}; {n_features * (n_domains + 1):,}"),
-        Row(section, "fit seconds, iterations (lambda = 1/|D|^2)", f"{seconds:.2f}, {model.n_iter_}"),
+        Row(section, "fit seconds, iterations (lambda = 1/400)", f"{seconds:.2f}, {model.n_iter_}"),
     ]
     tracemalloc.start()  # a second, traced fit: tracing slows allocations, so it is not the timed one
     model.fit(X, y, domains)
@@ -285,38 +297,36 @@ def scale() -> list[Row]:
     return rows
 
 
-def ci_text(interval: ConfidenceInterval | None) -> str:
-    if interval is None:
+def ci_text(row: ScoreRow | None) -> str:
+    if row is None:
         return "n/a"
-    return f"{100 * interval.estimate:.1f} [{100 * interval.low:.1f}, {100 * interval.high:.1f}]"
+    return f"{row.non_tie_accuracy:.1f} [{row.low:.1f}, {row.high:.1f}]"
 
 
-def baselines(n_repeats: int, n_seeds: int) -> list[Row]:
-    """In-domain and out-of-domain accuracy of HMDR and every baseline, each tuned by CV on its grid."""
+def baselines(n_repeats: int) -> list[Row]:
+    """In-domain and out-of-domain non-tie accuracy of HMDR and every baseline, each tuned by CV on its grid."""
     data = make_planted(label_noise=LABEL_NOISE)
-    arguments = (data.X, data.y, data.domains, data.shared_mask, data.domain_masks)
-    accuracy = {}
-    for name in MODELS:
-        in_domain = evaluate_in_domain(name, *arguments, n_repeats=n_repeats).accuracy
-        # Specific-only has no shared weights: it cannot predict an unseen domain.
-        ood = None if name == "specific" else evaluate_out_of_domain(name, *arguments, n_seeds=n_seeds).accuracy
-        accuracy[name] = (in_domain, ood)
+    evaluation = EvaluationData(data.X, data.y, data.domains, data.shared_mask, data.domain_masks)
+    in_domain = evaluate_in_domain(list(MODELS), evaluation, repeats=n_repeats)
+    # Specific-only has no shared weights: it cannot predict an unseen domain.
+    ood = evaluate_out_of_domain([m for m in MODELS if m != "specific"], evaluation)
+    accuracy = {name: (in_domain.row(name), ood.row(name) if name != "specific" else None) for name in MODELS}
 
-    def mean(in_domain: ConfidenceInterval, ood: ConfidenceInterval | None) -> float:
-        return in_domain.estimate if ood is None else (in_domain.estimate + ood.estimate) / 2
+    def mean(inside: ScoreRow, outside: ScoreRow | None) -> float:
+        return inside.non_tie_accuracy if outside is None else (inside.non_tie_accuracy + outside.non_tie_accuracy) / 2
 
-    section = f"baselines ({n_repeats} splits, {n_seeds} OOD seeds)"
+    section = f"baselines ({n_repeats} x 5-fold nested CV, leave one domain out)"
     rows = []
-    for name, (in_domain, ood) in accuracy.items():
+    for name, (inside, outside) in accuracy.items():
         row = Row(
             section,
             f"{name}: in-domain % [95% CI]; OOD %; mean",
-            f"{ci_text(in_domain)}; {ci_text(ood)}; {100 * mean(in_domain, ood):.1f}",
+            f"{ci_text(inside)}; {ci_text(outside)}; {mean(inside, outside):.1f}",
         )
         if name != "hmdr":
             # Specific-only is compared in-domain only.
-            reference = mean(accuracy["hmdr"][0], None if ood is None else accuracy["hmdr"][1])
-            row.target, row.status = f"HMDR ({100 * reference:.1f}) >=", passed(reference >= mean(in_domain, ood))
+            reference = mean(accuracy["hmdr"][0], None if outside is None else accuracy["hmdr"][1])
+            row.target, row.status = f"HMDR ({reference:.1f}) >=", passed(reference >= mean(inside, outside))
         rows.append(row)
     return rows
 
@@ -328,7 +338,7 @@ def main() -> None:
     rows = recovery([0] if quick else [0, 1, 2, 3, 4])
     rows += speed(repeats=1 if quick else 3, torch_seconds=10 if quick else 60)
     rows += scale()
-    rows += baselines(n_repeats=5 if quick else 25, n_seeds=1 if quick else 5)
+    rows += baselines(n_repeats=1 if quick else 3)
     table = Table(title="HMDR benchmark" + (" (quick)" if quick else ""))
     for column in ("section", "metric", "value", "target", "status"):
         table.add_column(column)

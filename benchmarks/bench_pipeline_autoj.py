@@ -52,11 +52,8 @@ def select(pairs_per_domain: int, domains: list[str]):
 
 def accuracy(store: ConceptStore, concept_ids: list[str], repeats: int) -> str:
     design = load_design(store, "human", concept_ids=concept_ids)
-    result = evaluate_in_domain(
-        "hmdr", design.X, design.y, design.domains, design.shared_mask, design.domain_masks, n_repeats=repeats
-    )
-    a = result.accuracy
-    return f"{100 * a.estimate:.1f} [{100 * a.low:.1f}, {100 * a.high:.1f}]"
+    row = evaluate_in_domain(["hmdr"], design.evaluation_data(), repeats=repeats).row("hmdr")
+    return f"{row.non_tie_accuracy:.1f} [{row.low:.1f}, {row.high:.1f}]"
 
 
 def main() -> None:
@@ -71,7 +68,7 @@ def main() -> None:
         default=False,
         help="Also annotate the method's 10 generic concepts (about twice the annotation time).",
     )
-    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=3, help="Repeats of the 5-fold nested CV.")
     args = parser.parse_args()
     console = Console()
     OUT.mkdir(exist_ok=True)

@@ -36,7 +36,7 @@ from tools.settings import Settings
 from tools.steering import JudgeEvaluator, held_out_queries, steer, top_concepts
 from tools.store import ConceptStore
 from tools.tiebreak import tie_break
-from tools.workflows import fit_mechanism
+from tools.workflows import FitReport, fit_mechanism
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 OUT = Path(__file__).resolve().parent / "out"
@@ -60,6 +60,13 @@ def sample(store: ConceptStore, domains: list[str], per_domain: int):
     for domain in domains:
         chosen += [p for p in store.pairs(domain=domain) if p.id in decided][:per_domain]
     return chosen
+
+
+def accuracy_text(report: FitReport) -> str:
+    if report.evaluation is None:
+        return f"held-out accuracy n/a ({report.evaluation_note})"
+    row = report.evaluation.row(report.model)
+    return f"held-out non-tie accuracy {row.non_tie_accuracy:.1f}% [{row.low:.1f}, {row.high:.1f}]"
 
 
 def main() -> None:
@@ -106,8 +113,8 @@ def main() -> None:
     fit_judge = fit_mechanism(store, judge)
     fit_human = fit_mechanism(store, "human")
     console.print(
-        f"HMDR on measured concepts: judge CV accuracy {100 * fit_judge.cv_accuracy:.1f}% on {fit_judge.pairs} "
-        f"non-tied pairs; humans {100 * fit_human.cv_accuracy:.1f}% on {fit_human.pairs} pairs."
+        f"HMDR on measured concepts: judge {accuracy_text(fit_judge)} on {fit_judge.pairs} non-tied pairs; "
+        f"humans {accuracy_text(fit_human)} on {fit_human.pairs} pairs."
     )
     weights = concept_weights(store, judge)
     for domain in args.domains:
@@ -148,8 +155,8 @@ def main() -> None:
                 "judge": labelled.model_dump(),
                 "agreement_with_humans": cell.model_dump(),
                 "fits": {
-                    "judge": fit_judge.model_dump(exclude={"cv_table"}),
-                    "human": fit_human.model_dump(exclude={"cv_table"}),
+                    "judge": fit_judge.model_dump(),
+                    "human": fit_human.model_dump(),
                 },
                 "differences_human_minus_judge": gaps.model_dump(),
                 "steering": result.model_dump(mode="json"),

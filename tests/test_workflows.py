@@ -178,3 +178,108 @@ def test_cli_fit_evaluate_explain(tmp_path):
     assert len(list((tmp_path / "r").glob("*.png"))) == 1
     bad = runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--model", "forest"])
     assert bad.exit_code != 0 and "unknown model 'forest'" in bad.output
+
+
+def add_shapes(store, data) -> None:
+    """Real shapes the planted set lacks: a domain whose labels are all ties, a domain of one pair."""
+    from tools.pairs import Label, LabeledPair, Pair
+
+    items = [
+        LabeledPair(
+            pair=Pair(query=f"tied {i}", response_a=f"x{i}", response_b=f"y{i}", domain="all-ties", source="shape"),
+            labels=[Label(mechanism="planted", verdict="tie")],
+        )
+        for i in range(4)
+    ] + [
+        LabeledPair(
+            pair=Pair(query="alone", response_a="short", response_b="a longer one", domain="lonely", source="shape"),
+            labels=[Label(mechanism="planted", verdict="B")],
+        )
+    ]
+    store.add_labeled_pairs(items)
+    first = store.concepts()[0].id
+    store.put_values([ConceptValue(pair_id=i.pair.id, concept_id=first, annotator="planted", value=1.0) for i in items])
+
+
+def test_a_domain_of_ties_and_a_domain_of_one_pair_are_noted_not_fatal(planted):
+    store, data = planted
+    add_shapes(store, data)
+    report = fit_mechanism(store, "planted")
+    assert "all-ties" not in report.domains and "lonely" in report.domains
+    assert any("all-ties (4)" in note and "tie" in note for note in report.notes)
+    assert any("lonely (1)" in note and "shared weights only" in note for note in report.notes)
+    _, model = load_model(store, "planted")
+    assert not model.coef_domain_[list(model.domains_).index("lonely")].any()  # no part of its own
+    evaluation = evaluate_mechanism(store, "planted", protocol="in-domain", models=["hmdr"])
+    assert evaluation.row("hmdr").n_pairs == 361 and evaluation.row("hmdr").n_ties == 4
+    ood = evaluate_mechanism(store, "planted", protocol="ood", models=["hmdr"])
+    assert "all-ties" not in ood.row("hmdr").per_domain
+    explanation = explain_global(store, "planted", n_bootstrap=10)
+    lonely = next(d for d in explanation.domains if d.domain == "lonely")
+    assert lonely.n_pairs == 1 and "shared weights only" in lonely.notes[0]
+
+
+def test_flat_and_shared_are_reported_once_when_every_concept_is_shared(store):
+    data = make_planted(3, 12, 4, 120, random_state=4)
+    store_planted(store, data)
+    store.upsert_concepts(
+        [c.model_copy(update={"scope": ConceptScope.SHARED, "domains": ()}) for c in store.concepts()]
+    )
+    evaluation = evaluate_mechanism(store, "planted", protocol="in-domain", models=["hmdr", "shared", "flat"])
+    assert [r.model for r in evaluation.rows] == ["hmdr", "shared", "longer", "length-lr"]
+    assert any("flat and shared coincide" in note for note in evaluation.notes)
+
+
+def test_json_output_of_evaluate_and_explain(planted, tmp_path):
+    store, _ = planted
+    db = str(store.path)
+    fit_mechanism(store, "planted", evaluate=False)
+    result = runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.output)
+    assert {r["model"] for r in evaluation["rows"]} == {"hmdr", "longer", "length-lr"}
+    for row in evaluation["rows"]:
+        assert {"non_tie_accuracy", "low", "high", "n_pairs"} <= set(row) and 0 <= row["low"] <= row["high"] <= 100
+    assert {(d["model"], d["baseline"]) for d in evaluation["differences"]} == {
+        ("hmdr", "longer"),
+        ("hmdr", "length-lr"),
+    }
+    assert all({"difference", "low", "high"} <= set(d) for d in evaluation["differences"])
+    result = runner.invoke(
+        app, ["explain", "--db", db, "-m", "planted", "--json", "--bootstrap", "20", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    explanation = json.loads(result.output)
+    for domain in explanation["domains"]:
+        for concept in domain["concepts"]:
+            assert {"concept", "lift", "shared", "specific", "low", "high"} <= set(concept)
+            assert -50 < concept["lift"] < 50 and concept["low"] <= concept["high"]
+    pair_id = load_design(store, "planted").pair_ids[0]
+    result = runner.invoke(app, ["explain", "--db", db, "-m", "planted", "--pair", pair_id, "--json"])
+    assert result.exit_code == 0, result.output
+    local = json.loads(result.output)
+    assert all({"concept", "value", "lift"} <= set(c) for c in local["concepts"])
+    assert local["p_a"] + local["p_b"] == pytest.approx(1.0)
+
+
+def test_a_pair_and_its_swapped_copy_get_the_same_explanation(planted):
+    """The swap test: A and B exchanged (values negated, label flipped) explain each response the same."""
+    from tools.pairs import Label, LabeledPair
+
+    store, _ = planted
+    fit_mechanism(store, "planted", evaluate=False)
+    pair_id = load_design(store, "planted").pair_ids[5]
+    pair = store.pair(pair_id)
+    swapped = pair.model_copy(update={"response_a": pair.response_b, "response_b": pair.response_a})
+    label = store.label(pair_id, "planted")
+    store.add_labeled_pairs(
+        [LabeledPair(pair=swapped, labels=[Label(mechanism="planted", verdict=label.verdict.flipped())])]
+    )
+    store.put_values(
+        ConceptValue(pair_id=swapped.id, concept_id=c, annotator="planted", value=-v)
+        for c, v in store.pair_values(pair_id).items()
+    )
+    original, mirror = explain_pair(store, "planted", pair_id), explain_pair(store, "planted", swapped.id)
+    assert original.p_a == mirror.p_b and original.p_b == mirror.p_a
+    lifts = {c.concept: (c.value, c.lift) for c in original.concepts}
+    assert {c.concept: (-c.value, -c.lift) for c in mirror.concepts} == lifts  # exactly

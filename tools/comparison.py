@@ -179,7 +179,7 @@ def weight_differences(
         raise WhyprefError(f"no labels of mechanism {second!r} here")
     y2 = np.array([Verdict(second_labels.get(p, Verdict.TIE.value)).y for p in design.pair_ids], dtype=np.int64)
     both = (design.y != 0) & (y2 != 0)
-    common, notes = design.subset(both).for_fitting()
+    common, fitting_notes = design.subset(both).for_fitting()
     y2 = y2[both]
     if min(np.sum(common.y == 1), np.sum(common.y == -1), np.sum(y2 == 1), np.sum(y2 == -1)) < 2:
         raise WhyprefError(f"{first!r} and {second!r} share too few non-tie pairs to compare ({common.y.size})")
@@ -243,5 +243,5 @@ def weight_differences(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         domains=result,
-        notes=notes,
+        notes=fitting_notes.lines(),
     )

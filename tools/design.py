@@ -25,6 +25,34 @@ _Y = {Verdict.A.value: 1, Verdict.B.value: -1, Verdict.TIE.value: 0}
 
 
 @dataclass(frozen=True)
+class FittingNotes:
+    """Domains a fit skips (every label a tie) or restricts to the shared weights (too few pairs)."""
+
+    skipped: dict[str, int]  # domain -> its pairs
+    shared_only: dict[str, int]  # domain -> its non-tie pairs
+    min_pairs: int
+
+    def lines(self) -> list[str]:
+        """One line per kind of note, naming the domains."""
+        lines = []
+        if self.skipped:
+            named = ", ".join(f"{d} ({n})" for d, n in self.skipped.items())
+            lines.append(f"{len(self.skipped)} domain(s) skipped, every label a tie: {named}")
+        if self.shared_only:
+            named = ", ".join(f"{d} ({n})" for d, n in self.shared_only.items())
+            lines.append(
+                f"{len(self.shared_only)} domain(s) with fewer than {self.min_pairs} non-tie pairs get the shared "
+                f"weights only: {named}"
+            )
+        return lines
+
+    def of_domain(self, domain: str) -> list[str]:
+        if domain in self.shared_only:
+            return [f"{self.shared_only[domain]} non-tie pairs, too few for a part of its own: shared weights only"]
+        return []
+
+
+@dataclass(frozen=True)
 class Design:
     """The regression's inputs for one mechanism: rows are pairs, columns concepts.
 
@@ -70,23 +98,23 @@ class Design:
     def without_ties(self) -> Design:
         return self.subset(self.y != 0)
 
-    def for_fitting(self, min_domain_pairs: int = MIN_DOMAIN_PAIRS) -> tuple[Design, list[str]]:
-        """The non-tie rows, domains with fewer than ``min_domain_pairs`` of them restricted to the shared
-        weights, and a note for every domain skipped or restricted."""
-        notes = []
+    def for_fitting(self, min_domain_pairs: int = MIN_DOMAIN_PAIRS) -> tuple[Design, FittingNotes]:
+        """The non-tie rows, with domains of fewer than ``min_domain_pairs`` such rows restricted to the
+        shared weights; and notes on the domains skipped (only ties) or restricted."""
+        skipped = {}
         for domain in sorted(set(self.domains.tolist())):
             rows = self.domains == domain
             if not np.any(self.y[rows] != 0):
-                notes.append(f"{domain}: skipped, every label is a tie ({int(rows.sum())} pairs)")
+                skipped[domain] = int(rows.sum())
         fitting = self.without_ties()
         masks = dict(fitting.domain_masks)
+        restricted = {}
         for domain in sorted(masks):
             count = int(np.sum(fitting.domains == domain))
             if count < min_domain_pairs:
                 masks[domain] = np.zeros_like(masks[domain])
-                notes.append(
-                    f"{domain}: {count} non-tie pairs, too few for a domain-specific part (shared weights only)"
-                )
+                restricted[domain] = count
+        notes = FittingNotes(skipped=skipped, shared_only=restricted, min_pairs=min_domain_pairs)
         return replace(fitting, domain_masks=masks), notes
 
     def evaluation_data(self, *, grouped: bool = True) -> EvaluationData:

@@ -50,6 +50,8 @@ class ConceptLift(BaseModel):
     specific: float = Field(description="The part the domain's own deviation adds (pp).")
     low: float | None = Field(default=None, description="Bootstrap interval on lift (pp).")
     high: float | None = None
+    specific_low: float | None = Field(default=None, description="Bootstrap interval on the specific part (pp).")
+    specific_high: float | None = None
     selected: float | None = Field(default=None, description="Share of bootstrap refits weighting it here.")
     paper_lift: float = Field(description="The paper's 50 * (b + s(d)), a relative change in % at even odds.")
 
@@ -59,6 +61,16 @@ class ConceptLift(BaseModel):
         if self.selected is None or self.low is None or self.high is None:
             return False
         return self.selected < UNSTABLE_SELECTION or self.low * self.high < 0
+
+    @property
+    def domain_effect(self) -> bool | None:
+        """Whether the domain's own part is established: its interval excludes 0 (None without a bootstrap).
+
+        The fitted model keeps every deviation that lowers the held-out loss, small chance ones included;
+        only those the resampled refits agree on are called domain effects."""
+        if self.specific_low is None or self.specific_high is None:
+            return None
+        return self.specific_low > 0 or self.specific_high < 0
 
 
 class DomainLift(BaseModel):
@@ -135,6 +147,7 @@ def _table(
     domains: NDArray[np.str_],
     concept_names: list[str],
     interval: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+    specific_interval: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
     selected: NDArray[np.float64] | None = None,
     notes: dict[str, list[str]] | None = None,
 ) -> list[DomainLift]:
@@ -152,6 +165,8 @@ def _table(
                 specific=float(total[d, j] - shared[d, j]),
                 low=None if interval is None else float(interval[0][d, j]),
                 high=None if interval is None else float(interval[1][d, j]),
+                specific_low=None if specific_interval is None else float(specific_interval[0][d, j]),
+                specific_high=None if specific_interval is None else float(specific_interval[1][d, j]),
                 selected=None if selected is None else float(selected[d, j]),
                 paper_lift=float(PAPER_SCALE * weights[d, j]),
             )
@@ -240,7 +255,8 @@ def bootstrap_global_lift(
     Returns
     -------
     GlobalLift
-        Lifts with ``low``, ``high`` and ``selected`` on every driver.
+        Lifts with ``low``, ``high`` (and ``specific_low``, ``specific_high`` for the domain's own
+        part) and ``selected`` on every driver.
     """
     _check_names(model, concept_names)
     y, domains, X = np.asarray(y), np.asarray(domains), as_rows(X)
@@ -248,14 +264,16 @@ def bootstrap_global_lift(
     rng = np.random.default_rng(random_state)
     refit = copy.deepcopy(model).set_params(warm_start=True)
     totals = np.empty((n_bootstrap, *model.coef_domain_.shape))
+    specifics = np.empty_like(totals)
     nonzero = np.zeros(model.coef_domain_.shape)
     for k in range(n_bootstrap):
         rows = resampler.rows(rng, both_classes=[y])
         refit.fit(X[rows], y[rows], domains[rows], shared_mask, domain_masks)
-        totals[k] = _lift_tables(refit, X, domains)[0]
+        total, shared, _, _ = _lift_tables(refit, X, domains)
+        totals[k], specifics[k] = total, total - shared
         nonzero += _weights(refit) != 0
-    interval = percentile_interval(totals, confidence)
-    table = _table(model, X, domains, concept_names, interval, nonzero / n_bootstrap, notes)
+    interval, specific = percentile_interval(totals, confidence), percentile_interval(specifics, confidence)
+    table = _table(model, X, domains, concept_names, interval, specific, nonzero / n_bootstrap, notes)
     return GlobalLift(domains=table, n_bootstrap=n_bootstrap, confidence=confidence)
 
 
@@ -333,7 +351,7 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10, title:
     for axis, entry in zip(axes.flat, shown.domains, strict=False):
         _draw_domain(axis, entry)
     handles = [Rectangle((0, 0), 1, 1, color=color) for color in (_LIGHT, _DARK)]
-    labels = ["all domains (shared)", "this domain (specific)"]
+    labels = ["all domains (shared)", "this domain (specific; faint: interval includes 0)"]
     figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     if title:
         figure.suptitle(title, fontsize=11)
@@ -347,7 +365,10 @@ def _draw_domain(axis: Axes, entry: DomainLift) -> None:
     concepts = entry.concepts[::-1]  # largest at the top
     position = np.arange(len(concepts))
     axis.barh(position + 0.2, [c.shared for c in concepts], height=0.4, color=_LIGHT)
-    axis.barh(position - 0.2, [c.specific for c in concepts], height=0.4, color=_DARK)
+    # A domain part the bootstrap does not establish (its interval includes 0) is drawn faint.
+    alphas = [0.3 if c.domain_effect is False else 1.0 for c in concepts]
+    for y, c, alpha in zip(position, concepts, alphas, strict=True):
+        axis.barh(y - 0.2, c.specific, height=0.4, color=_DARK, alpha=alpha)
     for y, c in zip(position, concepts, strict=True):
         if c.low is not None and c.high is not None:
             axis.plot([c.low, c.high], [y, y], color="black", linewidth=1.0)

@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from tools.concepts import Concept
-from tools.design import Design, load_design
+from tools.design import Design, FittingNotes, load_design
 from tools.errors import StoreError, WhyprefError
 from tools.explain import GlobalLift, bootstrap_global_lift, first_preferred, global_lift, local_lift, plot_global_lift
 from tools.fitted import ModelPayload
@@ -110,7 +110,8 @@ def fit_mechanism(
     """Choose the penalties by grouped 5-fold CV, refit on all non-tie pairs, store the model, and
     report its held-out accuracy by the in-domain protocol beside the length baselines."""
     full = _design(store, mechanism, annotator, source)
-    design, notes = full.for_fitting()
+    design, fitting_notes = full.for_fitting()
+    notes = fitting_notes.lines()
     if min(np.sum(design.y == 1), np.sum(design.y == -1)) < 2:
         raise WhyprefError(
             f"mechanism {mechanism!r}: too few labels on one side to fit ({len(design.y)} non-tied pairs)"
@@ -135,7 +136,7 @@ def fit_mechanism(
         except (WhyprefError, ValueError) as error:
             evaluation_note = f"held-out accuracy not computed: {error}"
     payload = ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes)
-    metrics: dict[str, float | int | str] = {"cv_log_loss": chosen.log_loss, "pairs": len(design.y)}
+    metrics: dict[str, JsonValue] = {"cv_log_loss": chosen.log_loss, "pairs": len(design.y)}
     if evaluation is not None:
         row = evaluation.row(model)
         metrics |= {"non_tie_accuracy": row.non_tie_accuracy, "low": row.low, "high": row.high}
@@ -194,7 +195,8 @@ def payload_of(record: FittedModelRecord) -> ModelPayload:
 def _evaluate(
     design: Design, protocol: Protocol, models: list[ModelName], *, repeats: int = 1, grouped: bool = True
 ) -> Evaluation:
-    fitting, notes = design.for_fitting()
+    fitting, fitting_notes = design.for_fitting()
+    notes = fitting_notes.lines()
     models, coincide = _coincide(design, models)
     data = replace(design.evaluation_data(grouped=grouped), domain_masks=fitting.domain_masks)
     if protocol == "in-domain":
@@ -228,20 +230,12 @@ def evaluate_mechanism(
         raise WhyprefError(f"evaluating {mechanism!r} failed ({error}): too few pairs per domain and label") from error
 
 
-def _model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, list[str]]:
+def _model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, FittingNotes]:
     payload = payload_of(record)
     design = load_design(
         store, mechanism, annotator=payload.annotator, source=payload.source, concept_ids=payload.concept_ids
     )
     return design.for_fitting()
-
-
-def _domain_notes(notes: list[str]) -> dict[str, list[str]]:
-    by_domain: dict[str, list[str]] = {}
-    for note in notes:
-        domain, _, text = note.partition(": ")
-        by_domain.setdefault(domain, []).append(text)
-    return by_domain
 
 
 def accuracy_line(record: FittedModelRecord) -> str | None:
@@ -270,7 +264,7 @@ def explain_global(
     record, estimator = load_model(store, mechanism, model_id)
     names = [c.name for c in model_concepts(store, record)]
     design, notes = _model_design(store, mechanism, record)
-    by_domain = _domain_notes(notes)
+    by_domain = {d: notes.of_domain(d) for d in set(design.domains.tolist())}
     if n_bootstrap:
         try:
             lift = bootstrap_global_lift(

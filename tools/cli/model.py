@@ -106,8 +106,10 @@ def fit_command(
         print_evaluation(report.evaluation, f"{mechanism}: held-out accuracy, in-domain (nested CV)")
     else:
         console.print(f"note: {escape(report.evaluation_note or '')}", highlight=False)
+    shown = report.evaluation.notes if report.evaluation is not None else []
     for note in report.notes:
-        console.print(f"note: {escape(note)}", highlight=False)
+        if note not in shown:
+            console.print(f"note: {escape(note)}", highlight=False)
     console.print(
         f"Model [bold]{report.model_id}[/] stored. Next: whypref explain -m {escape(mechanism)} --db {escape(str(db))}",
         highlight=False,
@@ -165,8 +167,10 @@ def evaluate_command(
 
 
 def _lift_cell(concept: ConceptLift) -> str:
-    cell = f"{concept.lift:+.1f}"
-    return cell + ("*" if concept.unstable else "")
+    cell = f"{concept.lift:+.1f}" + ("*" if concept.unstable else "")
+    if concept.domain_effect:
+        cell += f" ({concept.specific:+.1f} own)"
+    return cell
 
 
 def explain_command(
@@ -227,13 +231,14 @@ def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
             table = Table(title=f"{title}, {entry.domain} ({entry.n_pairs} pairs)")
             columns = ["concept", "lift", "all domains", "this domain"]
             if explanation.n_bootstrap:
-                columns += ["95% CI", "selected"]
+                columns += ["95% CI", "selected", "own effect"]
             for column in columns:
                 table.add_column(column, justify="left" if column == "concept" else "right")
             for c in entry.concepts:
                 cells = [escape(c.concept), _points(c.lift), _points(c.shared), _points(c.specific)]
                 if explanation.n_bootstrap and c.low is not None and c.high is not None:
-                    cells += [f"{_points(c.low)} .. {_points(c.high)}", f"{100 * (c.selected or 0):.0f}%"]
+                    own = "yes" if c.domain_effect else "not shown"
+                    cells += [f"{_points(c.low)} .. {_points(c.high)}", f"{100 * (c.selected or 0):.0f}%", own]
                 table.add_row(*cells)
             console.print(table)
             for note in entry.notes:
@@ -244,12 +249,12 @@ def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
         for entry in explanation.domains:
             table.add_column(f"{escape(entry.domain)}\n({entry.n_pairs})", justify="right")
         names = list(dict.fromkeys(c.concept for entry in explanation.domains for c in entry.concepts))
-        cells = {(entry.domain, c.concept): c for entry in explanation.domains for c in entry.concepts}
+        by_cell = {(entry.domain, c.concept): c for entry in explanation.domains for c in entry.concepts}
         for name in names:
             table.add_row(
                 escape(name),
                 *(
-                    _lift_cell(cells[(e.domain, name)]) if (e.domain, name) in cells else ""
+                    _lift_cell(by_cell[(e.domain, name)]) if (e.domain, name) in by_cell else ""
                     for e in explanation.domains
                 ),
             )
