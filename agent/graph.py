@@ -28,7 +28,7 @@ from agent.config import AgentConfig
 from agent.events import AgentEvent
 from agent.nodes import AgentContext
 from agent.state import AgentState, IterationRecord
-from tools.errors import WhyprefError
+from tools.errors import LLMError, WhyprefError
 from tools.llm import LLM
 from tools.store import ConceptDecision, ConceptStore
 
@@ -101,8 +101,9 @@ def _drive(
     on_event: Callable[[AgentEvent], None] | None,
     approver: Approver | None,
 ) -> AgentResult:
-    """Stream the graph from ``start`` to its end, or to an approval nobody is there to give."""
-    with recording_usage(context.llm, context.store, run_id):
+    """Stream the graph from ``start`` to its end, or to an approval nobody is there to give. An LLM
+    error stops the run where it is, marked interrupted with the cause: `agent resume` goes on from there."""
+    with recording_usage(context.llm, context.store, run_id), _interrupted_on(LLMError, context.store, run_id):
         while True:
             pending = None
             stream = graph.stream(start, _thread(run_id), context=context, stream_mode=["updates", "custom"])
@@ -114,6 +115,15 @@ def _drive(
             if pending is None or approver is None:
                 return result(graph, context.store, run_id)
             start = Command(resume=approver(pending))
+
+
+@contextmanager
+def _interrupted_on(kind: type[Exception], store: ConceptStore, run_id: str) -> Iterator[None]:
+    try:
+        yield
+    except kind as error:
+        store.finish_run(run_id, "interrupted", {"error": str(error)})
+        raise
 
 
 def start_run(

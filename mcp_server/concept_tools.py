@@ -110,16 +110,27 @@ def register(server: MCPServer[Any]) -> None:
         domain: DomainName | None = None,
         limit: Annotated[int | None, Field(ge=1, description="At most this many pairs.")] = None,
         representation: Annotated[
-            Representation, Field(description="comp (both orders, -1/0/+1) or score (1-7 each response).")
-        ] = "comp",
-        relevance: Annotated[bool, Field(description="Ask which concepts matter for a pair first.")] = True,
+            Representation | None,
+            Field(
+                description="comp (both orders, -1/0/+1), score (1-7 each response) or prob (P(yes) per response "
+                "from token log-probabilities). Default: prob for the embedded model, comp for an endpoint."
+            ),
+        ] = None,
+        relevance: Annotated[
+            bool | None, Field(description="Ask which concepts matter for a pair first (default: not with prob).")
+        ] = None,
         measured_only: Annotated[bool, Field(description="Only the free, code-measured concepts (no LLM).")] = False,
         dry_run: Annotated[bool, Field(description="Only estimate the calls and tokens; spend nothing.")] = False,
     ) -> AnnotateOutcome:
         """Value pairs as concept vectors: measured concepts always (free), LLM concepts with the configured
         endpoint unless measured_only. Only values not yet in the store are asked for."""
         workspace = workspace_of(ctx)
-        config = AnnotationConfig(representation=representation, relevance=relevance, llm_concepts=not measured_only)
+        config = AnnotationConfig.choose(
+            embedded=not workspace.llm_settings.base_url,
+            representation=representation,
+            relevance=relevance,
+            llm_concepts=not measured_only,
+        )
         with workspace.store() as store:
             pairs = list(store.pairs(source=source, domain=domain))[:limit]
             if not pairs:

@@ -8,8 +8,9 @@ import pytest
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
-from tools.llm import LLM, Request
-from tools.testing import OpenAIStub, ScriptedChat
+from tools.errors import LLMAnswerError, LLMUnavailableError
+from tools.llm import LLM, Request, RetryPolicy
+from tools.testing import Fault, OpenAIStub, ScriptedChat
 
 
 class Answer(BaseModel):
@@ -24,6 +25,13 @@ def request(text: str = "compare", stage: str = "compare") -> Request[Answer]:
 def scripted(*answers: str) -> ScriptedChat:
     queue = list(answers)
     return ScriptedChat(responder=lambda messages: queue.pop(0) if len(queue) > 1 else queue[0])
+
+
+def test_some_invalid_answers_are_missing_the_others_kept(store):
+    chat = ScriptedChat(responder=lambda m: "nope" if "bad" in m[1]["content"] else '{"c1": 0, "c2": 0}')
+    llm = LLM(chat, "m", store=store, validation_retries=1)
+    assert llm.run([request("good"), request("bad")]) == [Answer(c1=0, c2=0), None]
+    assert llm.usage.stage("compare").missing == 1 and store.count("llm_cache") == 1
 
 
 def test_valid_and_fenced_answers(store):
@@ -47,23 +55,31 @@ def test_invalid_answer_is_reasked_with_the_validation_errors(store, bad):
     assert "did not match the required JSON schema" in feedback
 
 
-def test_an_answer_that_never_validates_is_missing_and_cached_as_such(store):
-    chat = scripted("nope")
+def test_an_answer_that_never_validates_is_missing_and_asked_again_next_run(store):
+    answers = {"valid": False}
+
+    def responder(messages):
+        return '{"c1": 1, "c2": 0}' if answers["valid"] else "nope"
+
+    chat = ScriptedChat(responder=responder)
     llm = LLM(chat, "m", store=store, validation_retries=2)
-    assert llm.run([request(), request("other")]) == [None, None]
-    assert len(chat.calls) == 6 and llm.usage.stage("compare").missing == 2
+    with pytest.raises(LLMAnswerError, match="not one of the 2 compare answers fit its schema.*'nope'"):
+        llm.run([request(), request("other")])  # a stage without a single valid answer stops, loudly
+    assert len(chat.calls) == 6 and llm.usage.stage("compare").missing == 2 and store.count("llm_cache") == 0
+    answers["valid"] = True  # the endpoint recovers: a re-run asks again and gets the answers
     again = LLM(chat, "m", store=store, validation_retries=2)
-    assert again.run([request()]) == [None]
-    assert len(chat.calls) == 6 and again.usage.stage("compare").cached == 1  # nothing paid twice
+    assert again.run([request(), request("other")]) == [Answer(c1=1, c2=0)] * 2
+    assert len(chat.calls) == 8 and again.usage.stage("compare").missing == 0 and store.count("llm_cache") == 2
 
 
-def test_a_failing_model_never_crashes_a_run_and_is_retried_next_time(store):
+def test_an_unexpected_error_of_the_chat_model_is_not_swallowed(store):
     def boom(messages):
         raise RuntimeError("connection reset")
 
     llm = LLM(ScriptedChat(responder=boom), "m", store=store)
-    assert llm.run([request()]) == [None]
-    assert llm.usage.stage("compare").missing == 1 and store.count("llm_cache") == 0
+    with pytest.raises(RuntimeError, match="connection reset"):
+        llm.run([request()])
+    assert store.count("llm_cache") == 0
 
 
 def test_cache_makes_a_rerun_free_and_keys_on_content(store):
@@ -78,6 +94,7 @@ def test_cache_makes_a_rerun_free_and_keys_on_content(store):
         "cached": 1,
         "prompt_tokens": 0,
         "completion_tokens": 100,
+        "usd": None,  # no price known for model "m"
     }
     LLM(chat, "other-model", store=store).run([request("a")])
     LLM(chat, "m", store=store, temperature=0.7).run([request("a")])
@@ -106,17 +123,18 @@ def test_consecutive_runs_share_pooled_connections_without_losing_calls(store):
 def test_rate_limits_and_server_errors_are_retried_with_backoff(store):
     failing = {1: 429, 2: 500, 4: 429, 7: 503}
     with OpenAIStub(lambda messages: json.dumps({"c1": 0, "c2": 2}), latency=0.01, fail=failing.get) as stub:
-        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=3)
-        llm = LLM(chat, "stub", store=store, max_concurrency=2)
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)
+        llm = LLM(chat, "stub", store=store, max_concurrency=2, policy=RetryPolicy(base_delay=0.01))
         answers = llm.run([request(f"q{i}") for i in range(6)])
     assert answers == [Answer(c1=0, c2=2)] * 6
     assert stub.errors == 4 and stub.requests == 10
     assert llm.usage.total.missing == 0 and llm.usage.total.prompt_tokens == 60  # the stub's usage, per answer
 
 
-def test_retries_exhausted_mean_missing_not_a_crash(store):
-    with OpenAIStub(lambda messages: "{}", fail=lambda n: 500) as stub:
-        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=1)
-        llm = LLM(chat, "stub", store=store)
-        assert llm.run([request()]) == [None]
-    assert stub.requests == 2 and llm.usage.total.missing == 1
+def test_retries_exhausted_stop_the_stage_with_the_endpoints_message(store):
+    with OpenAIStub(lambda messages: "{}", fail=lambda n: Fault(500, "overloaded, try later")) as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)
+        llm = LLM(chat, "stub", store=store, policy=RetryPolicy(max_retries=2, base_delay=0.01))
+        with pytest.raises(LLMUnavailableError, match="still failing after 2 retries: overloaded, try later"):
+            llm.run([request()])
+    assert stub.requests == 3 and store.count("llm_cache") == 0

@@ -35,9 +35,18 @@ def test_tie_break_per_source_of_concepts(demo_fitted):
     chat = ScriptedChat(responder=application_responder)
     report = tie_break(store, LLM(chat, "scripted", store=store), "judge-verbose", k=1, seed=2)
     assert report.ties == len(ids) and [r.source for r in report.rows] == ["random", "judge", "human", "difference"]
-    # Two orders per pair and distinct concept list; sources that give a domain the same list share the calls.
-    distinct = sum(len({tuple(row.concepts[store.pair(p).domain]) for row in report.rows}) for p in ids)
-    assert len(chat.calls) == 2 * distinct and distinct > len(ids)
+
+    # One call per distinct prompt (both orders of every pair): sources that give a domain the same list,
+    # and pairs with the same texts (in either order), share their calls.
+    def prompts(p: str, row) -> set[tuple]:
+        pair, names = store.pair(p), tuple(row.concepts[store.pair(p).domain])
+        return {
+            (pair.query_text, pair.response_a, pair.response_b, names),
+            (pair.query_text, pair.response_b, pair.response_a, names),
+        }
+
+    distinct = set().union(*(prompts(p, row) for p in ids for row in report.rows))
+    assert len(chat.calls) == len(distinct) > 2 * len(ids)
 
     ours, theirs = concept_weights(store, "human"), concept_weights(store, "judge-verbose")
     domains = sorted({store.pair(p).domain for p in ids})

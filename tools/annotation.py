@@ -7,6 +7,10 @@
 - Score-rep: each response scored 1-7 per concept (0 = not relevant), value score(A) - score(B);
   if either response is "not relevant" the value is 0 (the paper does not say; this keeps "not
   relevant" from reading as a low score);
+- Prob-rep: each response alone, one concept per question ("yes" or "no"), the probability of "yes"
+  read from the model's token log-probabilities; the value is P(yes | A) - P(yes | B), continuous,
+  and the presentation order cannot bias it (swapping A and B negates it exactly). The questions of
+  one response share their prefix, so a local server's prompt cache reads the response once;
 - measured concepts: computed by code (tools/measured.py), free.
 
 Values land per (pair, concept, annotator); only missing cells are asked for.
@@ -17,13 +21,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Representation
 from tools.errors import WhyprefError
-from tools.llm import LLM, Estimate, Request
+from tools.llm import LLM, Choice, Estimate, Request, choice_request
 from tools.measured import measure_pairs, measured_concepts
 from tools.pairs import Pair
 from tools.prompting import cut, load_prompt
@@ -80,13 +84,38 @@ def _each(pair: Pair, limit: int) -> list[dict[str, str]]:
 RELEVANCE = Task("relevance", "relevance", "Relevance", bool, _both)
 COMPARE = Task("compare", "compare", "Comparison", (0, 1, 2), _orders)  # 1: first shows it more, 2: second
 SCORE = Task("score", "score", "Scores", tuple(range(8)), _each)  # 1-7, 0: not relevant
+PROBE_STAGE, PROBE_OPTIONS = "probe", ("yes", "no")
 
 
 class AnnotationConfig(BaseModel):
+    """How pairs are annotated. ``relevance`` defaults to on with Comp/Score-rep and off with Prob-rep
+    (an irrelevant concept's probabilities are about equal for both responses, so its value is near 0)."""
+
     representation: Representation = "comp"
     relevance: bool = True
     llm_concepts: bool = True  # False: measured concepts only (no LLM)
     max_concepts_per_call: int = Field(default=MAX_CONCEPTS_PER_CALL, ge=1, le=MAX_CONCEPTS_PER_CALL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relevance_by_representation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("relevance") is None:
+            data = {**data, "relevance": data.get("representation", "comp") != "prob"}
+        return data
+
+    @classmethod
+    def choose(
+        cls,
+        *,
+        embedded: bool,
+        representation: Representation | None = None,
+        relevance: bool | None = None,
+        llm_concepts: bool = True,
+    ) -> AnnotationConfig:
+        """The defaults users get: Prob-rep for the embedded model (its Comp-rep answers are position
+        noise the swap rule zeroes), Comp-rep for an endpoint."""
+        chosen = representation or ("prob" if embedded else "comp")
+        return cls(representation=chosen, relevance=relevance, llm_concepts=llm_concepts)
 
 
 class AnnotationResult(BaseModel):
@@ -218,6 +247,32 @@ class Annotation:
             values.append(self._value(pair, concept, float(value), {"ab": first, "ba": swapped}))
         return values, confirmed, decided
 
+    def _probe_requests(self, todo: Todo) -> list[Request[Choice]]:
+        """Per pair: every concept of response A, then of response B (the shared prefix stays cached)."""
+        prompt = load_prompt("probe")
+        requests = []
+        for pair, concepts in todo:
+            for variables in _each(pair, self.max_chars):
+                for concept in concepts:
+                    messages = prompt.render(
+                        **variables, name=concept.name, definition=concept.definition or concept.name
+                    )
+                    requests.append(choice_request(PROBE_STAGE, messages, PROBE_OPTIONS))
+        return requests
+
+    def _prob_values(self, todo: Todo) -> list[ConceptValue]:
+        answers = iter(self._run(PROBE_STAGE, self._probe_requests(todo)))
+        values = []
+        for pair, concepts in todo:
+            first = [next(answers) for _ in concepts]
+            second = [next(answers) for _ in concepts]
+            for concept, a, b in zip(concepts, first, second, strict=True):
+                if a is None or b is None:
+                    continue  # no option among the answer's top tokens: the cell stays empty
+                pa, pb = a.probabilities["yes"], b.probabilities["yes"]
+                values.append(self._value(pair, concept, pa - pb, {"a": pa, "b": pb}))
+        return values
+
     def _score_values(self, todo: Todo) -> list[ConceptValue]:
         answers = self._run(SCORE.stage, self._requests(todo, SCORE))
         return [
@@ -238,6 +293,8 @@ class Annotation:
         confirmed = decided = 0
         if self.config.representation == "comp":
             values, confirmed, decided = self._comp_values(todo)
+        elif self.config.representation == "prob":
+            values = self._prob_values(todo)
         else:
             values = self._score_values(todo)
         written = self.store.put_values(zeros + values)
@@ -257,6 +314,9 @@ class Annotation:
         estimates = {}
         if self.config.relevance:
             estimates["relevance"] = self.llm.estimate(self._requests(todo, RELEVANCE))
-        task = COMPARE if self.config.representation == "comp" else SCORE
-        estimates[self.config.representation] = self.llm.estimate(self._requests(todo, task))
+        if self.config.representation == "prob":
+            estimates["prob"] = self.llm.estimate(self._probe_requests(todo))
+        else:
+            task = COMPARE if self.config.representation == "comp" else SCORE
+            estimates[self.config.representation] = self.llm.estimate(self._requests(todo, task))
         return estimates

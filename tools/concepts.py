@@ -20,7 +20,9 @@ class ConceptKind(StrEnum):
     MANUAL = "manual"  # written by a user
 
 
-Representation = Literal["comp", "score"]  # Comp-rep (A vs B, both orders) or Score-rep (1-7 each)
+Representation = Literal["comp", "score", "prob"]
+"""Comp-rep (A vs B, both orders), Score-rep (1-7 each response) or Prob-rep (each response alone, the
+probability of "yes" read from the token log-probabilities; the value is P(A) - P(B))."""
 
 
 class ConceptScope(StrEnum):

@@ -18,7 +18,6 @@ from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_me
 
 # Small on purpose: the embedded model takes seconds per call on two cores.
 DEMO_DISCOVERY = DiscoveryConfig(batches_per_domain=1, batch_size=4, concepts_per_batch=5, include_generic=False)
-DEMO_ANNOTATION = AnnotationConfig(relevance=False)
 
 
 class DemoReport(BaseModel):
@@ -52,7 +51,9 @@ def run_demo(
         llm = make_llm(store) if make_llm is not None else None
         if llm is not None:
             Discovery(store, llm, DEMO_DISCOVERY, max_chars, progress).run()
-        config = DEMO_ANNOTATION.model_copy(update={"llm_concepts": llm is not None})
+        config = AnnotationConfig.choose(
+            embedded=llm is not None and llm.embedded, relevance=False, llm_concepts=llm is not None
+        )
         Annotation(store, llm, config, max_chars, progress).run(pairs)
         fits, explanations = [], []
         for mechanism in (m.name for m in DEMO_MECHANISMS):

@@ -155,7 +155,7 @@ class DiscoveryResult(BaseModel):
     concepts: list[str]  # ids written to the store
     shared: int
     specific: int
-    proposed: int  # distinct names before merging
+    proposed: int  # distinct names the model proposed, before merging (the fixed generic ones not counted)
     merges: list[tuple[str, str]]  # (kept, absorbed)
     batches: int
 
@@ -503,6 +503,13 @@ class Discovery:
         tags = self.tag(data)
         batches = self.batches(data, tags)
         proposed = self.propose(data, batches)
+        if not proposed:
+            missing = self.llm.usage.stage("propose").missing
+            raise WhyprefError(
+                f"{self.llm.model_id} proposed no concept in {len(batches)} batches ({missing} answers did not fit "
+                "the schema): nothing was stored"
+            )
+        from_model = len(proposed)
         if self.config.include_generic:
             for name, description in GENERIC_CONCEPTS.items():
                 proposed.setdefault(concept_id(name), Candidate(name, descriptions=[description]))
@@ -514,7 +521,7 @@ class Discovery:
             concepts=ids,
             shared=sum(c.scope is ConceptScope.SHARED for c in concepts),
             specific=sum(c.scope is ConceptScope.DOMAIN for c in concepts),
-            proposed=len(proposed),
+            proposed=from_model,
             merges=merges,
             batches=len(batches),
         )

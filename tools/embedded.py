@@ -100,6 +100,13 @@ class EmbeddedServer:
     model_id: str
 
 
+def default_threads() -> int:
+    """Half the cores, at least one. llama.cpp's threads spin on their core: with every core in use,
+    one busy core slows them all (measured on 2 cores with the other one loaded: 0.6-2.6 tokens/s with
+    2 threads, 7-15 with 1; benchmarks/bench_llm_failures.py)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 _lock = threading.Lock()
 _running: dict[tuple[str, int, int], EmbeddedServer] = {}
 
@@ -119,7 +126,7 @@ def start_embedded(settings: Settings) -> EmbeddedServer:
             raise EmbeddedModelError(f"{path}: no such GGUF file (WHYPREF_GGUF_PATH)")
     else:
         path, model_id = assemble_pinned_model(settings.cache_dir), PINNED_NAME
-    threads = settings.threads or os.cpu_count() or 2
+    threads = settings.threads or default_threads()
     key = (str(path), settings.n_ctx, threads)
     with _lock:
         if key in _running:

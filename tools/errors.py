@@ -40,3 +40,39 @@ class InputError(WhyprefError):
 
 class StoreError(WhyprefError):
     """The concept store cannot be opened or does not hold what was asked for."""
+
+
+class LLMError(WhyprefError):
+    """An LLM stage could not get its answers. The message carries the endpoint's own words and a hint.
+
+    Everything answered before the error is already cached in the store: a re-run resumes there.
+    """
+
+    def __init__(self, problem: str, *, endpoint: str, status: int | None = None, hint: str = "") -> None:
+        self.problem, self.endpoint, self.status, self.hint = problem, endpoint, status, hint
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"LLM endpoint {endpoint}{code}: {problem}" + (f". Hint: {hint}" if hint else ""))
+
+
+class LLMConfigurationError(LLMError):
+    """The endpoint cannot be used as configured (base URL, model name, unsupported request)."""
+
+
+class LLMAuthenticationError(LLMConfigurationError):
+    """The endpoint refused the credentials (HTTP 401 / 403)."""
+
+
+class LLMNotFoundError(LLMConfigurationError):
+    """The endpoint has no such model or path (HTTP 404)."""
+
+
+class LLMBadRequestError(LLMConfigurationError):
+    """The endpoint rejected the request itself (HTTP 400 / 422), and no fallback applies."""
+
+
+class LLMUnavailableError(LLMError):
+    """Transient failures (rate limits, 5xx, timeouts, refused connections) outlasted the retries."""
+
+
+class LLMAnswerError(LLMError):
+    """The endpoint answered, but not one answer of a stage fit its schema (after the re-asks)."""

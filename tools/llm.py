@@ -1,50 +1,88 @@
 """LLM access: one factory for the chat model and one client for every call whypref makes.
 
-Every call has a pydantic output schema, is asked for schema-constrained JSON (``response_format``
-json_schema), and is re-asked with the validation errors a bounded number of times; an answer that
-never validates is recorded as missing and the run goes on. Calls are cached in the store by content
-hash (model + messages + schema + parameters), so re-running a stage costs nothing; they run with
-bounded concurrency, and the OpenAI client retries rate limits, 5xx and timeouts with backoff.
+Every call either has a pydantic output schema and asks for schema-constrained JSON (``json_schema``,
+``strict`` where the endpoint accepts it), re-asked with the validation errors a bounded number of
+times, or asks for a one-token answer among given options and reads their probabilities from the
+token log-probabilities (:class:`Choice`). Answers are cached in the store by content hash (model,
+messages, schema or options, parameters), so re-running a stage costs nothing; an answer that never
+fits its schema is *not* cached, so a later run asks again.
+
+Failures are loud (:mod:`tools.errors`): wrong credentials, an unknown model or a request the
+endpoint rejects stop the stage at once with the endpoint's own message and a hint. Transient ones
+(429 with Retry-After, 5xx, timeouts, refused connections) are retried with backoff, until a call's
+retries run out, the stage has seen no success for ``retry_deadline`` seconds, or ``circuit_breaker``
+calls in a row have failed; then the stage stops with :class:`tools.errors.LLMUnavailableError`.
+Where an endpoint rejects ``strict``, ``json_schema`` or ``temperature``, the client falls back once
+(``strict`` off, then ``json_object`` with the schema in the prompt; no temperature) and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import queue
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import openai
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.utils.function_calling import convert_to_openai_function
 from pydantic import BaseModel, ValidationError
 
+from tools.errors import (
+    LLMAnswerError,
+    LLMAuthenticationError,
+    LLMBadRequestError,
+    LLMError,
+    LLMNotFoundError,
+    LLMUnavailableError,
+)
 from tools.settings import Settings
 from tools.store import CachedCall, ConceptStore, content_key
 
 T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+_TOP_LOGPROBS = 10
+logger = logging.getLogger("whypref.llm")
+
+
+class Choice(BaseModel):
+    """The probability of each answer option, read from the model's token log-probabilities
+    (normalised over the options; case and surrounding spaces of the token do not matter)."""
+
+    probabilities: dict[str, float]
 
 
 @dataclass(frozen=True)
 class Request(Generic[T]):
-    """One structured question: messages (role, content), the schema of the answer, a stage for
-    accounting, and the completion tokens it is expected to need (for --dry-run estimates)."""
+    """One question: messages (role, content), the schema of the answer, a stage for accounting, and
+    the completion tokens it is expected to need (for --dry-run estimates). With ``options`` it is a
+    one-token question whose answer is a :class:`Choice` over them (``schema`` must be ``Choice``)."""
 
     stage: str
     messages: tuple[tuple[str, str], ...]
     schema: type[T]
     max_tokens: int = 512
     expected_tokens: int = 100
+    options: tuple[str, ...] | None = None
+
+
+def choice_request(stage: str, messages: tuple[tuple[str, str], ...], options: tuple[str, ...]) -> Request[Choice]:
+    return Request(stage, messages, Choice, max_tokens=1, expected_tokens=1, options=options)
 
 
 class StageUsage(BaseModel):
     calls: int = 0  # requests sent to the model (re-asks included)
     cached: int = 0  # answers taken from the store's cache
-    missing: int = 0  # answers that never validated, or calls that failed
+    missing: int = 0  # answers that never fit their schema (not cached: asked again next run)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -54,11 +92,24 @@ class Estimate(BaseModel):
     cached: int
     prompt_tokens: int
     completion_tokens: int
+    usd: float | None = None  # with a known price
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million prompt and completion tokens."""
+
+    prompt: float
+    completion: float
+
+    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
 
 
 @dataclass
 class Usage:
     stages: dict[str, StageUsage] = field(default_factory=dict)
+    price: Price | None = None
 
     def stage(self, name: str) -> StageUsage:
         return self.stages.setdefault(name, StageUsage())
@@ -73,10 +124,150 @@ class Usage:
 
     def line(self) -> str:
         t = self.total
+        money = "" if self.price is None else f", ${self.price.of(t.prompt_tokens, t.completion_tokens):.4f}"
         return (
-            f"{t.calls} LLM calls ({t.cached} cached, {t.missing} missing), "
-            f"{t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion tokens"
+            f"{t.calls} LLM calls ({t.cached} cached, {t.missing} without a valid answer), "
+            f"{t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion tokens{money}"
         )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried. ``retry_timeouts=False`` for a local one-slot server, which
+    goes on generating a timed-out answer: asking again would queue behind it."""
+
+    max_retries: int = 4
+    deadline: float = 300.0
+    circuit_breaker: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    retry_timeouts: bool = True
+
+
+class _Junk(openai.APIError):
+    """An answer that is not an API response at all (e.g. a proxy's HTML error page)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.message, self.body, self.request = message, None, None
+
+
+class _Health:
+    """The transient failures of one run of calls, shared by its concurrent calls."""
+
+    def __init__(self, policy: RetryPolicy, endpoint: str) -> None:
+        self.policy, self.endpoint = policy, endpoint
+        self.in_a_row = 0
+        self.last_success = time.monotonic()
+
+    def succeeded(self) -> None:
+        self.in_a_row = 0
+        self.last_success = time.monotonic()
+
+    def delay(self, error: openai.APIError, attempt: int) -> float:
+        """Seconds to wait before retrying ``error``, or raise when retrying should stop."""
+        self.in_a_row += 1
+        status = getattr(error, "status_code", None)
+        problem = _describe(error)
+        if isinstance(error, openai.APITimeoutError) and not self.policy.retry_timeouts:
+            raise LLMUnavailableError(
+                f"no answer within the timeout ({problem})",
+                endpoint=self.endpoint,
+                hint="a loaded machine slows the embedded model: raise WHYPREF_TIMEOUT, or set WHYPREF_THREADS=1",
+            ) from error
+        if attempt >= self.policy.max_retries:
+            raise LLMUnavailableError(
+                f"still failing after {attempt} retries: {problem}", endpoint=self.endpoint, status=status, hint=_HINT
+            ) from error
+        if self.in_a_row >= self.policy.circuit_breaker:
+            raise LLMUnavailableError(
+                f"{self.in_a_row} calls in a row failed, the last: {problem}",
+                endpoint=self.endpoint,
+                status=status,
+                hint=_HINT,
+            ) from error
+        waited = time.monotonic() - self.last_success
+        wait = _retry_after(error)
+        if wait is None:
+            wait = min(self.policy.max_delay, self.policy.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+        if waited + wait > self.policy.deadline:
+            raise LLMUnavailableError(
+                f"no successful call for {waited:.0f} s (deadline {self.policy.deadline:.0f} s), the last: {problem}",
+                endpoint=self.endpoint,
+                status=status,
+                hint=_HINT,
+            ) from error
+        logger.info("LLM call failed (%s); retry %d in %.1f s", problem, attempt + 1, wait)
+        return wait
+
+
+_HINT = "check that the endpoint is up and reachable (WHYPREF_BASE_URL); answers so far are cached, re-run to resume"
+
+
+def _describe(error: openai.APIError) -> str:
+    """The endpoint's own message, without the client's wrapping."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    if isinstance(error, openai.APITimeoutError):
+        return "the request timed out"
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__ or error.__context__
+        return f"connection failed ({cause})" if cause else "connection failed"
+    return str(error.message if hasattr(error, "message") else error)
+
+
+def _retry_after(error: openai.APIError) -> float | None:
+    """Seconds the server asked to wait (Retry-After / retry-after-ms), if it did."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: the backoff applies instead
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def _fatal(error: openai.APIError, endpoint: str) -> LLMError | None:
+    """The typed error for a failure that retrying cannot fix, or None for a transient one."""
+    status = getattr(error, "status_code", None)
+    message = _describe(error)
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return LLMAuthenticationError(
+            f"authentication refused: {message}",
+            endpoint=endpoint,
+            status=status,
+            hint="check WHYPREF_API_KEY (or OPENAI_API_KEY)",
+        )
+    if isinstance(error, openai.NotFoundError):
+        return LLMNotFoundError(
+            f"not found: {message}",
+            endpoint=endpoint,
+            status=status,
+            hint="check WHYPREF_MODEL, and that WHYPREF_BASE_URL ends with the API root (e.g. /v1)",
+        )
+    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        return LLMBadRequestError(f"request rejected: {message}", endpoint=endpoint, status=status)
+    if (
+        isinstance(error, openai.APIStatusError)
+        and status is not None
+        and status < 500
+        and status not in (408, 409, 429)
+    ):
+        return LLMBadRequestError(f"request failed: {message}", endpoint=endpoint, status=status)
+    return None
 
 
 def estimate_tokens(text: str) -> int:
@@ -89,13 +280,24 @@ def _parse(content: str, schema: type[T]) -> T:
     return schema.model_validate_json(fenced.group(1) if fenced else content)
 
 
-def _response_format(schema: type[BaseModel]) -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
-
-
 def _messages(pairs: Sequence[tuple[str, str]]) -> list[BaseMessage]:
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[role](content=content) for role, content in pairs]
+
+
+def _choice(message: AIMessage, options: Sequence[str]) -> Choice | None:
+    """Probabilities of ``options`` among the first token's top log-probabilities (None: none of them)."""
+    logprobs = (message.response_metadata or {}).get("logprobs") or {}
+    content = logprobs.get("content") or []
+    if not content:
+        return None
+    mass = dict.fromkeys(options, 0.0)
+    for candidate in content[0].get("top_logprobs") or []:
+        token = str(candidate.get("token", "")).strip().lower()
+        if token in mass:
+            mass[token] += math.exp(float(candidate["logprob"]))
+    total = sum(mass.values())
+    return None if total <= 0 else Choice(probabilities={k: v / total for k, v in mass.items()})
 
 
 class LLM:
@@ -110,119 +312,245 @@ class LLM:
         temperature: float = 0.0,
         max_concurrency: int = 8,
         validation_retries: int = 2,
+        policy: RetryPolicy | None = None,
+        price: Price | None = None,
+        endpoint: str | None = None,
+        embedded: bool = False,
     ) -> None:
         self.chat = chat
+        self.embedded = embedded  # the built-in local model (demo-grade; Prob-rep by default)
         self.model_id = model_id
         self.store = store
         self.temperature = temperature
         self.max_concurrency = max_concurrency
         self.validation_retries = validation_retries
-        self.usage = Usage()
+        self.policy = policy or RetryPolicy()
+        self.endpoint = endpoint or model_id
+        self.usage = Usage(price=price)
+        # What this endpoint accepts, learnt from its refusals (once each).
+        self._strict = True
+        self._json_schema = True
+        self._send_temperature = True
+        self._last_invalid = ""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, store: ConceptStore | None = None) -> LLM:
-        chat, model_id = chat_model(settings := settings or Settings())
+        settings = settings or Settings()
+        chat, model_id, endpoint = chat_model(settings)
+        embedded = settings.base_url is None
         return cls(
             chat,
             model_id,
             store=store,
             temperature=settings.temperature,
             # The embedded server has one slot: calls queued there would spend their timeout waiting.
-            max_concurrency=settings.max_concurrency if settings.base_url else 1,
+            max_concurrency=1 if embedded else settings.max_concurrency,
             validation_retries=settings.validation_retries,
+            policy=RetryPolicy(
+                max_retries=settings.max_retries,
+                deadline=settings.retry_deadline,
+                circuit_breaker=settings.circuit_breaker,
+                retry_timeouts=not embedded,
+            ),
+            price=Price(0.0, 0.0) if embedded else settings.price_of(settings.model),
+            endpoint=endpoint,
+            embedded=embedded,
         )
 
     def key(self, request: Request[Any]) -> str:
-        return content_key(
-            {
-                "model": self.model_id,
-                "messages": request.messages,
-                "schema": request.schema.model_json_schema(),
-                "temperature": self.temperature,
-                "max_tokens": request.max_tokens,
-            }
-        )
+        content: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": request.messages,
+            "schema": request.schema.model_json_schema(),
+            "temperature": self.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.options is not None:
+            content["options"] = request.options
+        return content_key(content)
 
     def estimate(self, requests: Sequence[Request[Any]]) -> Estimate:
         """What running these requests would cost: calls not in the cache, and their tokens."""
-        todo = [r for r in requests if self.store is None or self.store.cached_call(self.key(r)) is None]
+        todo = [r for r in requests if self._cached(self.key(r)) is None]
+        prompt = sum(estimate_tokens(c) + 4 for r in todo for _, c in r.messages)
+        completion = sum(r.expected_tokens for r in todo)
+        price = self.usage.price
         return Estimate(
             calls=len(todo),
             cached=len(requests) - len(todo),
-            prompt_tokens=sum(estimate_tokens(c) + 4 for r in todo for _, c in r.messages),
-            completion_tokens=sum(r.expected_tokens for r in todo),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            usd=None if price is None else price.of(prompt, completion),
         )
 
-    async def ask(self, request: Request[T]) -> T | None:
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        """A valid cached answer (older stores may hold answers marked missing: those are asked again)."""
+        hit = self.store.cached_call(key) if self.store is not None else None
+        if hit is None or not isinstance(hit.response, dict) or hit.response.get("missing"):
+            return None
+        return hit.response
+
+    async def ask(self, request: Request[T], health: _Health | None = None) -> T | None:
         usage = self.usage.stage(request.stage)
         key = self.key(request)
-        if self.store is not None and (hit := self.store.cached_call(key)) is not None:
+        if (cached := self._cached(key)) is not None:
             usage.cached += 1
-            answer = hit.response
-            if not isinstance(answer, dict) or answer.get("missing"):
-                usage.missing += 1
-                return None
-            return request.schema.model_validate(answer["parsed"])
-        parsed, raw, tokens = await self._ask_model(request, usage)
+            return request.schema.model_validate(cached["parsed"])
+        health = health or _Health(self.policy, self.endpoint)
+        parsed, tokens = await self._ask_model(request, usage, health)
         if parsed is None:
             usage.missing += 1
-        if self.store is not None and raw is not None:  # transport failures are not cached: retry next run
-            response = {"missing": True, "raw": raw} if parsed is None else {"parsed": parsed.model_dump(mode="json")}
+        elif self.store is not None:
             self.store.cache_call(
                 CachedCall(
                     key=key,
                     model=self.model_id,
                     request={"messages": [list(m) for m in request.messages], "schema": request.schema.__name__},
-                    response=response,
+                    response={"parsed": parsed.model_dump(mode="json")},
                     prompt_tokens=tokens[0],
                     completion_tokens=tokens[1],
                 )
             )
         return parsed
 
-    async def _ask_model(self, request: Request[T], usage: StageUsage) -> tuple[T | None, str | None, tuple[int, int]]:
-        bound = self.chat.bind(
-            response_format=_response_format(request.schema),
-            temperature=self.temperature,
-            max_tokens=request.max_tokens,
-        )
+    def _options(self, request: Request[Any]) -> dict[str, Any]:
+        """Call parameters, as far as this endpoint accepts them."""
+        options: dict[str, Any] = {"max_tokens": request.max_tokens}
+        if self._send_temperature:
+            options["temperature"] = self.temperature
+        if request.options is not None:
+            options |= {"logprobs": True, "top_logprobs": _TOP_LOGPROBS}
+        elif self._json_schema:
+            schema = (
+                convert_to_openai_function(request.schema, strict=True)["parameters"]
+                if self._strict
+                else request.schema.model_json_schema()
+            )
+            format_ = {"name": request.schema.__name__, "schema": schema} | ({"strict": True} if self._strict else {})
+            options["response_format"] = {"type": "json_schema", "json_schema": format_}
+        else:
+            options["response_format"] = {"type": "json_object"}
+        return options
+
+    def _conversation(self, request: Request[Any], conversation: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        if request.options is not None or self._json_schema:
+            return conversation
+        # json_object mode: the schema goes into the prompt instead.
+        schema = json.dumps(request.schema.model_json_schema())
+        return [*conversation, ("system", f"Reply with one JSON object that follows this JSON schema: {schema}")]
+
+    def _fall_back(self, error: openai.APIError, request: Request[Any]) -> bool:
+        """Stop sending what the endpoint just refused, if that is what it refused; True if so."""
+        if not isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+            return False
+        text = _describe(error).lower()
+        if self._send_temperature and "temperature" in text:
+            self._send_temperature = False
+            logger.warning("%s does not accept temperature; sending none (%s)", self.endpoint, _describe(error))
+            return True
+        if request.options is None and any(
+            word in text for word in ("strict", "json_schema", "response_format", "schema")
+        ):
+            if self._strict:
+                self._strict = False
+                logger.warning("%s refused a strict json_schema; sending it without strict (%s)", self.endpoint, text)
+                return True
+            if self._json_schema:
+                self._json_schema = False
+                logger.warning(
+                    "%s refused json_schema; asking for json_object with the schema in the prompt", self.endpoint
+                )
+                return True
+        return False
+
+    async def _invoke(self, request: Request[Any], conversation: list[tuple[str, str]], health: _Health) -> AIMessage:
+        """One answer from the model: fallbacks on refusals, retries on transient failures."""
+        attempt = 0
+        while True:
+            try:
+                message = await self.chat.ainvoke(
+                    _messages(self._conversation(request, conversation)), **self._options(request)
+                )
+            except openai.APIError as error:
+                if self._fall_back(error, request):
+                    continue
+                if (fatal := _fatal(error, self.endpoint)) is not None:
+                    if request.options is not None and "logprob" in fatal.problem.lower():
+                        raise LLMBadRequestError(
+                            fatal.problem,
+                            endpoint=self.endpoint,
+                            status=fatal.status,
+                            hint="this endpoint gives no token log-probabilities: use --representation comp",
+                        ) from error
+                    raise fatal from error
+                await asyncio.sleep(health.delay(error, attempt))
+                attempt += 1
+                continue
+            except json.JSONDecodeError as error:  # a body that is not JSON (a proxy's error page): transient
+                await asyncio.sleep(health.delay(_Junk(f"the answer was not JSON ({error})"), attempt))
+                attempt += 1
+                continue
+            health.succeeded()
+            assert isinstance(message, AIMessage)
+            return message
+
+    async def _ask_model(
+        self, request: Request[T], usage: StageUsage, health: _Health
+    ) -> tuple[T | None, tuple[int, int]]:
         conversation = list(request.messages)
-        raw: str | None = None
         tokens = (0, 0)
         for _ in range(1 + self.validation_retries):
-            try:
-                message = await bound.ainvoke(_messages(conversation))
-            except Exception:  # noqa: BLE001 - a failed call is recorded as missing, never fatal
-                usage.calls += 1
-                return None, raw, tokens
+            message = await self._invoke(request, conversation, health)
             usage.calls += 1
             meta = getattr(message, "usage_metadata", None) or {}
             usage.prompt_tokens += meta.get("input_tokens", 0)
             usage.completion_tokens += meta.get("output_tokens", 0)
             tokens = (tokens[0] + meta.get("input_tokens", 0), tokens[1] + meta.get("output_tokens", 0))
+            if request.options is not None:
+                choice = _choice(message, request.options)
+                if choice is None:
+                    logger.info("no option of %s among the answer's top tokens: %r", request.options, message.content)
+                return choice, tokens  # type: ignore[return-value]  # schema is Choice for option requests
             raw = message.content if isinstance(message.content, str) else json.dumps(message.content)
             try:
-                return _parse(raw, request.schema), raw, tokens
+                return _parse(raw, request.schema), tokens
             except (ValidationError, ValueError) as error:
                 conversation += [("assistant", raw), ("user", _feedback(error))]
-        return None, raw, tokens
+        logger.info("no valid answer after %d re-asks (stage %s): %.200s", self.validation_retries, request.stage, raw)
+        self._last_invalid = raw
+        return None, tokens
 
     async def ask_many(
         self, requests: Sequence[Request[T]], progress: Callable[[int], None] | None = None
     ) -> list[T | None]:
+        """Answer every request (identical ones once); the first error that stops the stage cancels the
+        calls still going."""
         semaphore = asyncio.Semaphore(self.max_concurrency)
+        health = _Health(self.policy, self.endpoint)
+        copies: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            copies.setdefault(self.key(request), []).append(index)
         done = 0
 
-        async def one(request: Request[T]) -> T | None:
+        async def one(indices: list[int]) -> T | None:
             nonlocal done
             async with semaphore:
-                answer = await self.ask(request)
-            done += 1
+                answer = await self.ask(requests[indices[0]], health)
+            done += len(indices)
             if progress is not None:
                 progress(done)
             return answer
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [(indices, group.create_task(one(indices))) for indices in copies.values()]
+        except BaseExceptionGroup as failures:
+            raise _first_error(failures) from None
+        answers: list[T | None] = [None] * len(requests)
+        for indices, task in tasks:
+            for index in indices:
+                answers[index] = task.result()
+        return answers
 
     def run(self, requests: Sequence[Request[T]], progress: Callable[[int], None] | None = None) -> list[T | None]:
         """Synchronous entry point: answer every request (None where no valid answer came).
@@ -238,10 +566,32 @@ class LLM:
             while (done := ticks.get()) is not None:
                 if progress is not None:
                     progress(done)
-            return future.result()
+            answers = future.result()
         except BaseException:  # Ctrl-C or an error in ``progress``: stop the calls still queued
             future.cancel()
             raise
+        if requests and all(answer is None for answer in answers):
+            stage = requests[0].stage
+            raise LLMAnswerError(
+                f"not one of the {len(requests)} {stage} answers fit its schema after {self.validation_retries} "
+                f"re-asks (the last: {self._last_invalid[:160]!r}); nothing of this stage was stored",
+                endpoint=self.endpoint,
+                hint="a stronger model follows the schema better; re-running asks again (invalid answers are not kept)",
+            )
+        return answers
+
+
+def _first_error(failures: BaseExceptionGroup) -> BaseException:
+    """The error to report from a group: an LLM error if there is one, else the first."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [failures]
+    while stack:
+        error = stack.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            stack = list(error.exceptions) + stack
+        else:
+            flat.append(error)
+    return next((e for e in flat if isinstance(e, LLMError)), flat[0])
 
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -265,28 +615,37 @@ def _feedback(error: Exception) -> str:
     return f"Your answer did not match the required JSON schema ({problems}). Reply again with only the JSON object."
 
 
-def chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
-    """ChatOpenAI for the configured endpoint, or for the embedded local model when none is set."""
+def chat_model(settings: Settings) -> tuple[BaseChatModel, str, str]:
+    """(ChatOpenAI, model id, endpoint) for the configured endpoint, or for the embedded local model.
+
+    Retries are whypref's own (``RetryPolicy``), so the client's are off.
+    """
     from langchain_openai import ChatOpenAI
 
+    limiter = None
+    if settings.requests_per_minute:
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        limiter = InMemoryRateLimiter(requests_per_second=settings.requests_per_minute / 60.0, max_bucket_size=1)
     if settings.base_url:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         chat = ChatOpenAI(
             base_url=settings.base_url,
-            api_key=key,
-            model=settings.model,  # type: ignore[arg-type]
-            max_retries=settings.max_retries,
-            timeout=settings.timeout,
+            api_key=key,  # type: ignore[arg-type]
+            model=settings.model,
+            max_retries=0,
+            timeout=settings.call_timeout(embedded=False),
+            rate_limiter=limiter,
         )
-        return chat, f"{settings.model}@{settings.base_url}"
+        return chat, f"{settings.model}@{settings.base_url}", settings.base_url
     from tools.embedded import start_embedded
 
     server = start_embedded(settings)
     chat = ChatOpenAI(
         base_url=server.base_url,
-        api_key="local",
-        model="local",  # type: ignore[arg-type]
-        max_retries=settings.max_retries,
-        timeout=settings.timeout,
+        api_key="local",  # type: ignore[arg-type]
+        model="local",
+        max_retries=0,
+        timeout=settings.call_timeout(embedded=True),
     )
-    return chat, server.model_id
+    return chat, server.model_id, f"embedded {server.model_id} ({server.base_url})"

@@ -5,11 +5,14 @@ scripted errors, and a deterministic responder that answers every whypref prompt
 from __future__ import annotations
 
 import json
+import math
 import re
+import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -53,21 +56,51 @@ class ScriptedChat(BaseChatModel):
         text = self.responder(plain)
         usage = {"input_tokens": sum(len(m["content"]) // 4 for m in plain), "output_tokens": len(text) // 4}
         usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+        metadata: dict[str, Any] = {}
+        if kwargs.get("logprobs"):  # the responder gives {token: probability}, as the OpenAIStub reads it
+            text, metadata["logprobs"] = _logprobs(text)
+        message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)  # type: ignore[arg-type]
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the stub answers a request with instead of a normal answer: an HTTP error with the
+    endpoint's own message and headers (e.g. ``Retry-After``), a hang of ``delay`` seconds first,
+    or a 200 whose body is ``raw`` text (not JSON)."""
+
+    status: int = 500
+    message: str = "scripted failure"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: str | None = None
+
+
+def _logprobs(text: str) -> tuple[str, dict[str, Any]]:
+    """For a request asking for log-probabilities, the responder's text is ``{token: probability}``;
+    the answer is the likeliest token, with the others as its top log-probabilities."""
+    probabilities = json.loads(text)
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+    top = [{"token": t, "logprob": math.log(p) if p > 0 else -100.0, "bytes": list(t.encode())} for t, p in ranked]
+    return ranked[0][0], {"content": [{**top[0], "top_logprobs": top}]}
 
 
 class OpenAIStub:
-    """An OpenAI-compatible /v1/chat/completions server on 127.0.0.1 with latency and scripted errors.
+    """An OpenAI-compatible /v1/chat/completions server on 127.0.0.1 with latency and scripted faults.
 
-    ``fail(n)`` returns an HTTP status to answer the n-th request with (None: answer normally).
+    ``fail(n)`` says how to answer the n-th request: None (normally), an HTTP status, or a
+    :class:`Fault`. Every request body is kept in ``bodies``.
     """
 
-    def __init__(self, responder: Responder, latency: float = 0.0, fail: Callable[[int], int | None] | None = None):
+    def __init__(
+        self, responder: Responder, latency: float = 0.0, fail: Callable[[int], int | Fault | None] | None = None
+    ):
         self.responder, self.latency, self.fail = responder, latency, fail or (lambda n: None)
         self.requests = 0
         self.errors = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         stub = self
 
@@ -82,21 +115,29 @@ class OpenAIStub:
                 with stub._lock:
                     stub.requests += 1
                     number = stub.requests
+                    stub.bodies.append(body)
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 try:
                     time.sleep(stub.latency)
-                    status = stub.fail(number)
-                    if status is not None:
+                    fault = stub.fail(number)
+                    if isinstance(fault, int):
+                        fault = Fault(status=fault, headers={"retry-after-ms": "20"})
+                    if fault is not None:
                         with stub._lock:
                             stub.errors += 1
-                        self._send(
-                            status,
-                            {"error": {"message": "scripted failure", "type": "server_error"}},
-                            {"retry-after-ms": "20"},
-                        )
+                        time.sleep(fault.delay)
+                        if fault.raw is not None:
+                            self._send_text(200, fault.raw)
+                        else:
+                            payload = {"error": {"message": fault.message, "type": "invalid_request_error"}}
+                            self._send(fault.status, payload, fault.headers)
                         return
                     text = stub.responder(body["messages"])
+                    message: dict[str, Any] = {"role": "assistant", "content": text}
+                    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": message}
+                    if body.get("logprobs"):
+                        message["content"], choice["logprobs"] = _logprobs(text)
                     self._send(
                         200,
                         {
@@ -104,18 +145,21 @@ class OpenAIStub:
                             "object": "chat.completion",
                             "created": 0,
                             "model": body["model"],
-                            "choices": [
-                                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                            ],
+                            "choices": [choice],
                             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                         },
                     )
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout): nothing to answer
                 finally:
                     with stub._lock:
                         stub.in_flight -= 1
 
             def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
+                self._send_text(status, json.dumps(payload), headers)
+
+            def _send_text(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+                data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -140,6 +184,14 @@ class OpenAIStub:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def closed_port_url() -> str:
+    """The base URL of a port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 def _keys(text: str) -> list[str]:
@@ -169,6 +221,7 @@ def pipeline_responder(messages: list[dict[str, str]]) -> str:
     Proposals depend on what the batch shows (code blocks, doctor advice, lists); merges join names
     sharing 'Struct'; comparisons judge 'Structure' and 'Code Examples' from the texts (consistent
     under swapping) and always answer 1 for 'Engagement' (position bias, which the swap rule zeroes).
+    Asked about one response (Prob-rep), P(yes) is 0.9 / 0.15 for those two by the text, 0.5 otherwise.
     """
     system, user = messages[0]["content"], messages[-1]["content"]
     if system.startswith("You organise"):
@@ -225,6 +278,12 @@ def pipeline_responder(messages: list[dict[str, str]]) -> str:
             else:
                 answers[key] = 0
         return json.dumps(answers)
+    if system.startswith("You judge one property"):  # Prob-rep: the answer is {token: probability}
+        response = _between(user, "Response:", "Property:")
+        name = _between(user, "Property:", ".").strip()
+        shows = {"Structure": "1. " in response, "Code Examples": "```" in response}.get(name)
+        p_yes = 0.5 if shows is None else 0.9 if shows else 0.15
+        return json.dumps({"yes": p_yes, "no": 1.0 - p_yes})
     if system.startswith("You rate"):
         response = _between(user, "Response:", "Concepts:")
         return json.dumps(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tools.cli import agent, applications, concepts, data, mcp, model
 from tools.errors import WhyprefError
@@ -26,9 +29,24 @@ agent.register(app)
 _errors = Console(stderr=True)
 
 
+@app.callback()
+def _options(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log to stderr: -v retries and stages, -vv debug.")
+    ] = 0,
+) -> None:
+    """Why was this response preferred? Concept-based explanations of human votes, LLM judges and reward models."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # the HTTP clients log every request at INFO
+        for noisy in ("httpx", "httpcore", "openai"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> None:
     try:
         app()
     except WhyprefError as error:
-        _errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # escape: messages quote names and commands with brackets (whypref[local], domain names)
+        _errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)

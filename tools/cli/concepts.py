@@ -75,8 +75,16 @@ def annotate_command(
     source: SourceOption = None,
     domain: DomainOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many pairs (per run).")] = None,
-    representation: Annotated[Representation, typer.Option(help="comp (both orders) or score (1-7 each).")] = "comp",
-    relevance: Annotated[bool, typer.Option(help="Ask which concepts matter first.")] = True,
+    representation: Annotated[
+        Representation | None,
+        typer.Option(
+            help="comp (A vs B, both orders), score (1-7 each) or prob (P(yes) from token log-probabilities). "
+            "Default: prob for the embedded model, comp for an endpoint."
+        ),
+    ] = None,
+    relevance: Annotated[
+        bool | None, typer.Option("--relevance/--no-relevance", help="Ask which concepts matter first (not with prob).")
+    ] = None,
     measured_only: Annotated[bool, typer.Option(help="Only the free, code-measured concepts.")] = False,
     dry_run: DryRun = False,
 ) -> None:
@@ -84,12 +92,17 @@ def annotate_command(
     Only values not yet in the store are asked for."""
     from tools.annotation import Annotation, AnnotationConfig
 
-    config = AnnotationConfig(representation=representation, relevance=relevance, llm_concepts=not measured_only)
     with ConceptStore(db, create=False) as store:
         pairs = list(store.pairs(source=source, domain=domain))[:limit]
         if not pairs:
             raise WhyprefError("no pairs to annotate (check --source / --domain)")
         llm = None if measured_only else make_llm(store)
+        config = AnnotationConfig.choose(
+            embedded=llm is not None and llm.embedded,
+            representation=representation,
+            relevance=relevance,
+            llm_concepts=not measured_only,
+        )
         with stage_progress(console) as progress:
             annotation = Annotation(store, llm, config, Settings().max_response_chars, progress)
             if dry_run and llm is not None:

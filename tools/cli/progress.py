@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
 
 @contextmanager
 def stage_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
-    """Yields a callback (stage, done, total); each round of calls of a stage gets its own bar."""
+    """Yields a callback (stage, done, total); each round of calls of a stage gets its own bar. When the
+    output is not a terminal (CI, nohup, a pipe), plain lines instead, at most one per 10% or 30 s."""
+    if not console.is_terminal:
+        yield _plain_lines(console)
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<14}"),
@@ -51,15 +56,21 @@ def print_estimate(console: Console, estimates: dict[str, Estimate], note: str =
     from tools.llm import Estimate
 
     table = Table(title="Dry run: what this would spend" + (f" ({note})" if note else ""))
-    for column in ("stage", "calls", "cached", "prompt tokens", "completion tokens"):
+    priced = all(e.usd is not None for e in estimates.values())
+    for column in ("stage", "calls", "cached", "prompt tokens", "completion tokens", *(("USD",) if priced else ())):
         table.add_column(column, justify="left" if column == "stage" else "right")
+
+    def money(e: Estimate) -> tuple[str, ...]:
+        return (f"{e.usd:.4f}",) if priced and e.usd is not None else ()
+
     for stage, e in estimates.items():
-        table.add_row(stage, str(e.calls), str(e.cached), f"{e.prompt_tokens:,}", f"{e.completion_tokens:,}")
+        table.add_row(stage, str(e.calls), str(e.cached), f"{e.prompt_tokens:,}", f"{e.completion_tokens:,}", *money(e))
     total = Estimate(
         calls=sum(e.calls for e in estimates.values()),
         cached=sum(e.cached for e in estimates.values()),
         prompt_tokens=sum(e.prompt_tokens for e in estimates.values()),
         completion_tokens=sum(e.completion_tokens for e in estimates.values()),
+        usd=sum(e.usd or 0.0 for e in estimates.values()) if priced else None,
     )
     table.add_row(
         "total",
@@ -67,11 +78,34 @@ def print_estimate(console: Console, estimates: dict[str, Estimate], note: str =
         str(total.cached),
         f"{total.prompt_tokens:,}",
         f"{total.completion_tokens:,}",
+        *money(total),
         style="bold",
     )
     console.print(table)
-    console.print("Tokens are estimates (about 4 characters a token). Nothing was spent.")
+    console.print(
+        "Tokens are estimates (about 4 characters a token). Nothing was spent."
+        + ("" if priced else " Set WHYPREF_PRICES for a cost in money.")
+    )
 
 
 def print_cost(console: Console, usage: Usage, model_id: str) -> None:
     console.print(f"[bold]Cost:[/] {usage.line()} on {model_id}", highlight=False)
+
+
+def _plain_lines(console: Console) -> Callable[[str, int, int], None]:
+    started: dict[str, float] = {}
+    shown: dict[str, tuple[float, int]] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 0:
+            started[stage], shown[stage] = now, (now, 0)
+            console.print(f"{stage}: {total} to do", highlight=False)
+            return
+        last_time, last_done = shown.get(stage, (now, 0))
+        if done == total or now - last_time >= 30 or (done - last_done) * 10 >= max(total, 1):
+            shown[stage] = (now, done)
+            elapsed = now - started.get(stage, now)
+            console.print(f"{stage}: {done}/{total} ({elapsed:.0f} s)", highlight=False)
+
+    return update
