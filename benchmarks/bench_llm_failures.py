@@ -112,7 +112,7 @@ def run_case(name: str, folder: Path, tree: Path | None, limit: float) -> dict[s
     values = stored_values(db)
     valid["yes"] = True
     with OpenAIStub(responder) as stub:  # the endpoint recovers
-        again = annotate(db, stub.base_url, tree, limit)
+        annotate(db, stub.base_url, tree, limit)
     return {
         "case": name,
         "seconds": round(first["seconds"], 1),

@@ -178,9 +178,11 @@ def test_choice_answers_read_probabilities_from_token_logprobs(store):
 
 def test_an_endpoint_without_logprobs_says_to_use_another_representation(store):
     refusal = "logprobs are not supported for this model"
-    with OpenAIStub(ok, fail=lambda n: Fault(400, refusal)) as stub:
-        with pytest.raises(LLMBadRequestError, match="--representation comp"):
-            client(stub.base_url, store).run([choice_request("probe", (("user", "Is it?"),), ("yes", "no"))])
+    with (
+        OpenAIStub(ok, fail=lambda n: Fault(400, refusal)) as stub,
+        pytest.raises(LLMBadRequestError, match="--representation comp"),
+    ):
+        client(stub.base_url, store).run([choice_request("probe", (("user", "Is it?"),), ("yes", "no"))])
 
 
 # -- the command line --------------------------------------------------------------------------------
