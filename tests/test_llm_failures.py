@@ -103,7 +103,9 @@ def test_an_endpoint_without_json_schema_gets_json_object_with_the_schema_in_the
         assert client(stub.base_url, store).run([request()]) == [Answer(c1=1)]
     last = stub.bodies[-1]
     assert last["response_format"] == {"type": "json_object"}
-    assert "JSON schema" in last["messages"][-1]["content"] and '"c1"' in last["messages"][-1]["content"]
+    system = last["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Reply with JSON only.")
+    assert "JSON schema" in system["content"] and '"c1"' in system["content"]
 
 
 def test_rate_limits_wait_as_long_as_the_server_asks(store):
@@ -242,3 +244,19 @@ def test_openai_base_url_is_honoured(demo_db, monkeypatch):
         result = runner.invoke(app, ["discover", "--db", str(demo_db), "--batches", "1"])
     assert result.exit_code == 0, result.output
     assert stub.requests > 0 and "embedded" not in result.output.lower()
+
+
+def test_the_cache_is_keyed_by_the_model_not_by_where_it_is_served(store, monkeypatch):
+    from tools.settings import Settings
+
+    monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+    with OpenAIStub(ok) as first:
+        monkeypatch.setenv("WHYPREF_BASE_URL", first.base_url)
+        LLM.from_settings(Settings(), store).run([request("a")])
+    with OpenAIStub(ok) as moved:  # the same model on another port
+        monkeypatch.setenv("WHYPREF_BASE_URL", moved.base_url)
+        llm = LLM.from_settings(Settings(), store)
+        assert llm.run([request("a")]) == [Answer(c1=1)] and moved.requests == 0
+        assert llm.model_id == "stub-model" and moved.base_url in llm.endpoint
+        monkeypatch.setenv("WHYPREF_MODEL_LABEL", "stub-model-v2")  # another model under the same name
+        assert LLM.from_settings(Settings(), store).run([request("a")]) == [Answer(c1=1)] and moved.requests == 1

@@ -435,31 +435,43 @@ class LLM:
     def _conversation(self, request: Request[Any], conversation: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if request.options is not None or self._json_schema:
             return conversation
-        # json_object mode: the schema goes into the prompt instead.
+        # json_object mode: the schema goes into the system prompt instead (chat templates want one, first).
         schema = json.dumps(request.schema.model_json_schema())
-        return [*conversation, ("system", f"Reply with one JSON object that follows this JSON schema: {schema}")]
+        note = f"Reply with one JSON object that follows this JSON schema: {schema}"
+        if conversation and conversation[0][0] == "system":
+            return [("system", f"{conversation[0][1]}\n\n{note}"), *conversation[1:]]
+        return [("system", note), *conversation]
 
-    def _fall_back(self, error: openai.APIError, request: Request[Any]) -> bool:
-        """Stop sending what the endpoint just refused, if that is what it refused; True if so."""
+    def _fall_back(self, error: openai.APIError, request: Request[Any], sent: dict[str, Any]) -> bool:
+        """Stop sending what the endpoint just refused, if that is what it refused; True to ask again.
+
+        ``sent`` are the options of the refused call: calls in flight when another one's refusal changed
+        what is sent just ask again with the new options."""
         if not isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
             return False
         text = _describe(error).lower()
-        if self._send_temperature and "temperature" in text:
-            self._send_temperature = False
-            logger.warning("%s does not accept temperature; sending none (%s)", self.endpoint, _describe(error))
+        schema = (sent.get("response_format") or {}).get("json_schema")
+        if "temperature" in text and "temperature" in sent:
+            if self._send_temperature:
+                self._send_temperature = False
+                logger.warning("%s does not accept temperature; sending none (%s)", self.endpoint, _describe(error))
             return True
         if request.options is None and any(
             word in text for word in ("strict", "json_schema", "response_format", "schema")
         ):
-            if self._strict:
-                self._strict = False
-                logger.warning("%s refused a strict json_schema; sending it without strict (%s)", self.endpoint, text)
+            if schema is not None and schema.get("strict"):
+                if self._strict:
+                    self._strict = False
+                    logger.warning(
+                        "%s refused a strict json_schema; sending it without strict (%s)", self.endpoint, text
+                    )
                 return True
-            if self._json_schema:
-                self._json_schema = False
-                logger.warning(
-                    "%s refused json_schema; asking for json_object with the schema in the prompt", self.endpoint
-                )
+            if schema is not None:
+                if self._json_schema:
+                    self._json_schema = False
+                    logger.warning(
+                        "%s refused json_schema; asking for json_object with the schema in the prompt", self.endpoint
+                    )
                 return True
         return False
 
@@ -467,12 +479,11 @@ class LLM:
         """One answer from the model: fallbacks on refusals, retries on transient failures."""
         attempt = 0
         while True:
+            options = self._options(request)
             try:
-                message = await self.chat.ainvoke(
-                    _messages(self._conversation(request, conversation)), **self._options(request)
-                )
+                message = await self.chat.ainvoke(_messages(self._conversation(request, conversation)), **options)
             except openai.APIError as error:
-                if self._fall_back(error, request):
+                if self._fall_back(error, request, options):
                     continue
                 if (fatal := _fatal(error, self.endpoint)) is not None:
                     if request.options is not None and "logprob" in fatal.problem.lower():
@@ -637,7 +648,8 @@ def chat_model(settings: Settings) -> tuple[BaseChatModel, str, str]:
             timeout=settings.call_timeout(embedded=False),
             rate_limiter=limiter,
         )
-        return chat, f"{settings.model}@{settings.base_url}", settings.base_url
+        # The cache and the annotator name key on the model, not on where it is served from.
+        return chat, settings.model_label or settings.model, settings.base_url
     from tools.embedded import start_embedded
 
     server = start_embedded(settings)

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint; unset = embedded model.",
     )
     model: str = Field(default="gpt-4o-mini", description="Model name at the endpoint.")
+    model_label: str | None = Field(
+        default=None,
+        description="What the cache and annotator names call the model (default: its name). Set it to tell "
+        "apart two different models served under one name.",
+    )
     api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("WHYPREF_API_KEY", "OPENAI_API_KEY"))
     gguf_path: Path | None = Field(default=None, description="Embedded: any local GGUF instead of the pinned one.")
     cache_dir: Path = Field(default_factory=_default_cache, description="Where the embedded model is assembled.")

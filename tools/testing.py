@@ -89,13 +89,19 @@ class OpenAIStub:
     """An OpenAI-compatible /v1/chat/completions server on 127.0.0.1 with latency and scripted faults.
 
     ``fail(n)`` says how to answer the n-th request: None (normally), an HTTP status, or a
-    :class:`Fault`. Every request body is kept in ``bodies``.
+    :class:`Fault`; ``refuse(body)`` the same for what a request asks (e.g. a parameter the endpoint
+    does not support). Every request body is kept in ``bodies``.
     """
 
     def __init__(
-        self, responder: Responder, latency: float = 0.0, fail: Callable[[int], int | Fault | None] | None = None
+        self,
+        responder: Responder,
+        latency: float = 0.0,
+        fail: Callable[[int], int | Fault | None] | None = None,
+        refuse: Callable[[dict[str, Any]], Fault | None] | None = None,
     ):
         self.responder, self.latency, self.fail = responder, latency, fail or (lambda n: None)
+        self.refuse = refuse or (lambda body: None)
         self.requests = 0
         self.errors = 0
         self.in_flight = 0
@@ -111,7 +117,11 @@ class OpenAIStub:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                except (ValueError, TypeError, ConnectionError):  # a client that gave up mid-request
+                    self.close_connection = True
+                    return
                 with stub._lock:
                     stub.requests += 1
                     number = stub.requests
@@ -120,7 +130,7 @@ class OpenAIStub:
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 try:
                     time.sleep(stub.latency)
-                    fault = stub.fail(number)
+                    fault = stub.fail(number) or stub.refuse(body)
                     if isinstance(fault, int):
                         fault = Fault(status=fault, headers={"retry-after-ms": "20"})
                     if fault is not None:
