@@ -3,8 +3,8 @@
 Usage: ``python benchmarks/bench_embedded_threads.py [--threads 1 2] [--repeats 3]``
 
 Each configuration runs in a fresh process (its own llama.cpp server): one warm-up call, then
-``--repeats`` calls of a fixed prompt (about 300 tokens) asking for 64 tokens, at temperature 0. "Busy"
-starts one CPU-bound process per core beside it. Prints prompt and generation speed (tokens/s) and
+``--repeats`` calls of a fixed prompt (about 300 tokens) asking for 64 tokens, at temperature 0, with 0,
+1 and one-per-core CPU-bound processes running beside it. Prints prompt and generation speed (tokens/s) and
 the seconds per call; that is what WHYPREF_THREADS's default (half the cores) is chosen from.
 """
 
@@ -71,12 +71,10 @@ def main() -> None:
         return
     console = Console()
     table = Table(title=f"Embedded model: {args.repeats} calls of about 300 prompt tokens, 64 generated")
-    for column in ("threads", "machine", "load s", "s / call", "tokens / s (whole call)"):
+    for column in ("threads", "busy cores beside it", "load s", "s / call", "tokens / s (whole call)"):
         table.add_column(column, justify="right")
-    for busy in (False, True):
-        burners = (
-            [multiprocessing.Process(target=burn, daemon=True) for _ in range(os.cpu_count() or 2)] if busy else []
-        )
+    for busy in sorted({0, 1, os.cpu_count() or 2}):
+        burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(busy)]
         for process in burners:
             process.start()
         try:
@@ -87,12 +85,12 @@ def main() -> None:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 table.add_row(
                     str(threads),
-                    "busy" if busy else "idle",
+                    str(busy),
                     f"{result['load']:.1f}",
                     f"{result['seconds_per_call']:.1f}",
                     f"{result['tokens_per_second']:.1f}",
                 )
-                console.print(f"threads {threads}, {'busy' if busy else 'idle'}: {result}", highlight=False)
+                console.print(f"threads {threads}, {busy} busy: {result}", highlight=False)
         finally:
             for process in burners:
                 process.terminate()

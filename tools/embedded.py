@@ -101,9 +101,11 @@ class EmbeddedServer:
 
 
 def default_threads() -> int:
-    """Half the cores, at least one. llama.cpp's threads spin on their core: with every core in use,
-    one busy core slows them all (measured on 2 cores with the other one loaded: 0.6-2.6 tokens/s with
-    2 threads, 7-15 with 1; benchmarks/bench_llm_failures.py)."""
+    """Half the cores, at least one. llama.cpp's threads wait for each other at every step, so a thread
+    that shares its core with another process holds them all up. On 2 cores (seconds per call,
+    benchmarks/bench_embedded_threads.py): idle, 1 thread 17.6 and 2 threads 10.0; one core busy,
+    16.4 and 22.8; both busy, 22.0 and 49.3. Half the cores never collapses; all cores is faster only
+    on an idle machine (set WHYPREF_THREADS to the number of cores there)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 
