@@ -38,6 +38,10 @@ class AgentConfig(BaseModel):
         "in at least half of the domains, as one-shot discovery does.",
     )
     measured: bool = Field(default=True, description="Start from the free, code-measured concepts too.")
+    mine: bool = Field(
+        default=True, description="Also propose phrases mined from the training pairs (free; kept only if they help)."
+    )
+    mined_per_round: int = Field(default=5, ge=1, le=50, description="Mined phrases proposed per round, at most.")
     relevance: bool = Field(default=True, description="Ask which concepts matter for a pair before comparing.")
     max_chars: int = Field(default=6000, ge=200, description="Responses are cut to this in prompts.")
     n_splits: int = Field(default=5, ge=2, description="CV folds on the training split.")

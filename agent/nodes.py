@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -38,6 +39,7 @@ from tools.feedback import (
 from tools.grouping import pair_groups
 from tools.llm import LLM, Estimate
 from tools.measured import measured_concepts
+from tools.mining import MiningConfig, mine_patterns, pattern_concept
 from tools.store import ConceptDecision, ConceptStore, content_key
 
 
@@ -228,18 +230,41 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     concepts = _stamped(
         discovery.to_concepts(new, {k: c.descriptions[0] for k, c in new.items()}, _n_domains(ctx, state)), state
     )
-    ctx.store.upsert_concepts(concepts)
-    _event(ctx, state, "propose", message=f"{len(concepts)} new concepts from {len(bank)} error pairs")
-    return {"candidates": [c.id for c in concepts]}
+    mined = _stamped(_mined(ctx, state, taken | {c.id for c in concepts}), state) if ctx.config.mine else []
+    ctx.store.upsert_concepts([*concepts, *mined])
+    _event(
+        ctx,
+        state,
+        "propose",
+        message=f"{len(concepts)} new concepts from {len(bank)} error pairs, {len(mined)} mined phrases",
+    )
+    return {"candidates": [c.id for c in [*concepts, *mined]]}
+
+
+def _mined(ctx: AgentContext, state: AgentState, taken: set[str]) -> list[Concept]:
+    """Phrases mined from the training pairs for what the accepted concepts leave unexplained (no LLM
+    call); none before there is an accepted concept to mine beside."""
+    if not state["concepts"]:
+        return []
+    design = concept_set_design(ctx.store, ctx.config.mechanism, state["concepts"], set(state["train_ids"]))
+    fitting, _ = design.for_fitting()
+    if min(np.sum(fitting.y == 1), np.sum(fitting.y == -1)) < 5:
+        return []
+    texts = [(a, b) for _, a, b in ctx.store.pair_texts(fitting.pair_ids)]
+    config = MiningConfig(max_patterns=ctx.config.mined_per_round)
+    patterns = mine_patterns(texts, fitting.y, fitting.groups, fitting.X, config, fitting.pair_ids)
+    return [c for c in (pattern_concept(p, ctx.config.mechanism) for p in patterns) if c.id not in taken]
 
 
 def merge(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Merge new concepts that name the same thing (as each other or as a kept one); define the rest."""
     ctx = runtime.context
     stored = {c.id: c for c in ctx.store.concepts()}
-    candidates = {c: Candidate.of(stored[c]) for c in state.get("candidates", []) if c in stored}
+    # Mined phrases are defined by their phrase: nothing for the LLM to merge or define.
+    mined = [c for c in state.get("candidates", []) if c in stored and stored[c].kind is ConceptKind.MINED]
+    candidates = {c: Candidate.of(stored[c]) for c in state.get("candidates", []) if c in stored and c not in mined}
     if not candidates:
-        return {"candidates": []}
+        return {"candidates": mined}
     fixed = {c: Candidate.of(stored[c]) for c in state["concepts"] if c in stored}
     discovery = _discovery(ctx, state)
     try:
@@ -261,7 +286,7 @@ def merge(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         ctx.store.upsert_concepts(concepts)
         ctx.store.record_decisions(decisions)
     _event(ctx, state, "merge", message=f"{len(absorbed)} merged, {len(survivors)} defined")
-    return {"candidates": list(survivors)}
+    return {"candidates": [*survivors, *mined]}
 
 
 def annotate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from mcp.client.client import Client
 from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
+from tools.measured import MEASURES
 from tools.store import ConceptStore
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +57,7 @@ async def test_discover_annotate_fit_explain_with_an_llm(endpoint, settings):
         annotated = await client.call_tool("annotate", {}, progress_callback=progress)
         assert not annotated.is_error, annotated.content
         assert annotated.structured_content["result"]["values_written"] > 0
-        assert annotated.structured_content["result"]["measured_values"] == 12 * 14
+        assert annotated.structured_content["result"]["measured_values"] == 12 * len(MEASURES)
         progress.check_increasing()
 
         fitted = await client.call_tool("fit", {"mechanism": "human", "ood_repeats": 0})

@@ -14,6 +14,7 @@ from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.annotation import Annotation, AnnotationConfig
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs, write_demo_set
+from tools.measured import MEASURES
 from tools.stats import store_stats
 from tools.store import ConceptStore
 from tools.workflows import explain_pair, fit_mechanism
@@ -248,7 +249,7 @@ async def test_compare_mechanisms_without_models(tmp_path, data_dir):
 # -- concept and data tools -------------------------------------------------------------------------
 async def test_list_and_add_concepts(settings):
     listed = await call(settings, "list_concepts", {"kind": "measured"})
-    assert len(listed["concepts"]) == 14 and all(c["values"] == 24 for c in listed["concepts"])
+    assert len(listed["concepts"]) == len(MEASURES) and all(c["values"] == 24 for c in listed["concepts"])
     added = await call(settings, "add_concept", {"name": "Warmth", "definition": "A high score indicates warmth."})
     assert added["id"] == "warmth" and added["concept"]["scope"] == "shared" and added["values"] == 0
     specific = await call(
@@ -280,19 +281,21 @@ async def test_annotate_measured_only_needs_no_llm(tmp_path, data_dir):
     dry = await call(settings, "annotate", {"measured_only": True, "dry_run": True})
     assert dry == {"result": None, "estimate": {}, "llm": None}
     out = await call(settings, "annotate", {"measured_only": True, "domain": "health"})
-    assert out["result"]["pairs"] == 2 and out["result"]["measured_values"] == 2 * 14 and out["llm"] is None
+    assert out["result"]["pairs"] == 2 and out["result"]["measured_values"] == 2 * len(MEASURES) and out["llm"] is None
 
 
 # -- resources and prompts --------------------------------------------------------------------------
 async def test_resources(settings):
     concepts = await read(settings, "whypref://concepts")
-    assert len(concepts["concepts"]) == 14
+    assert len(concepts["concepts"]) == len(MEASURES)
     length = await read(settings, "concepts://length")
     assert length["concept"]["kind"] == "measured" and length["concept"]["provenance"] and length["values"] == 24
     mechanisms = {m["name"]: m for m in await read(settings, "whypref://mechanisms")}
     assert mechanisms["judge-verbose"]["kind"] == "llm_judge" and mechanisms["human"]["summary"]["labels"] == 24
     models = await read(settings, "whypref://models")
-    assert {m["mechanism"] for m in models} == {"human", "judge-verbose"} and all(m["concepts"] == 14 for m in models)
+    assert {m["mechanism"] for m in models} == {"human", "judge-verbose"} and all(
+        m["concepts"] == len(MEASURES) for m in models
+    )
     judge = next(m for m in models if m["mechanism"] == "judge-verbose")
     assert mechanisms["judge-verbose"]["models"] == [judge["id"]]
     detail = await read(settings, f"models://{judge['id']}")
@@ -433,4 +436,4 @@ async def test_a_bug_is_a_tool_error_with_its_details_kept_on_the_server(setting
         crashed = await client.call_tool("explain", {"mechanism": "human"})
         assert crashed.is_error and crashed.content[0].text == "Error executing tool explain"  # type: ignore[union-attr]
         still_serving = await client.call_tool("list_concepts", {})
-        assert not still_serving.is_error and len(still_serving.structured_content["concepts"]) == 14
+        assert not still_serving.is_error and len(still_serving.structured_content["concepts"]) == len(MEASURES)

@@ -29,6 +29,7 @@ from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Rep
 from tools.errors import WhyprefError
 from tools.llm import LLM, Choice, Estimate, Request, choice_request
 from tools.measured import measure_pairs, measured_concepts
+from tools.mining import pattern_values
 from tools.pairs import Pair
 from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
@@ -131,7 +132,8 @@ def applicable_concepts(concepts: Sequence[Concept], domain: str) -> list[Concep
     return [
         c
         for c in concepts
-        if c.kind is not ConceptKind.MEASURED and (c.scope is ConceptScope.SHARED or domain in c.domains)
+        if c.kind not in (ConceptKind.MEASURED, ConceptKind.MINED)
+        and (c.scope is ConceptScope.SHARED or domain in c.domains)
     ]
 
 
@@ -160,10 +162,18 @@ class Annotation:
         return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
 
     def measure(self, pairs: Sequence[Pair]) -> int:
-        """Measured concepts for every pair (cheap: always recomputed, upserts keep it idempotent)."""
+        """Measured and mined concepts for every pair (cheap: always recomputed, upserts keep it idempotent).
+        Measured concepts an earlier whypref defined and this one does not are removed with their values
+        (code computed them; they would otherwise sit beside the current ones as stale columns)."""
+        current = measured_concepts()
+        names = {c.id for c in current}
         with self.store.atomic():
-            self.store.upsert_concepts(measured_concepts())
-            return self.store.put_values(measure_pairs(pairs))
+            for stale in self.store.concepts(kind=ConceptKind.MEASURED):
+                if stale.id not in names:
+                    self.store.delete_concept(stale.id)
+            self.store.upsert_concepts(current)
+            written = self.store.put_values(measure_pairs(pairs))
+            return written + self.store.put_values(pattern_values(pairs, self.store.concepts(kind=ConceptKind.MINED)))
 
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
         """Each pair with the applicable concepts it has no value for yet (from this annotator)."""

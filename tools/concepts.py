@@ -17,6 +17,7 @@ class ConceptKind(StrEnum):
     LLM = "llm"  # discovered by an LLM
     GENERIC = "generic"  # the fixed generic concepts of the method (Clarity, Accuracy, ...)
     MEASURED = "measured"  # computed exactly by code (length, lists, ...)
+    MINED = "mined"  # a phrase found in the data to predict the labels; its presence computed by code
     MANUAL = "manual"  # written by a user
 
 

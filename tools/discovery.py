@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
-import snowballstemmer
+import Stemmer
 from pydantic import BaseModel, Field
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
@@ -162,8 +162,8 @@ class DiscoveryResult(BaseModel):
 
 # -- helpers ------------------------------------------------------------------------------------
 @cache
-def _stemmer() -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer("english")
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
 
 
 _NAME_STOP = frozenset({"and", "of", "the", "a", "an", "to", "in", "for", "with", "on"})

@@ -1,41 +1,77 @@
 """Programmatic concepts: properties of a response that code measures exactly and for free.
 
 Each is stored as a concept of kind ``measured`` (annotator ``measured``) beside the LLM's concepts
-and usable by every model. A pair's value is the relative difference of the two responses'
-measurements, (f(A) - f(B)) / (|f(A)| + |f(B)|), in [-1, 1] like Comp-rep values: +1 when only A
-has the property, 0 when both measure the same.
+and usable by every model. A pair's value compares the two responses' measurements in [-1, 1] like
+Comp-rep values (+1: only A has the property): for amounts, the relative difference
+``(f(A) - f(B)) / (|f(A)| + |f(B)|)``; for flags (0 or 1), ``f(A) - f(B)``; for bounded scores, the
+difference over the score's range.
+
+Words are counted in every script (a Chinese or Japanese character is a word; so is a run of letters
+of any other script), so no language gets all-zero vectors. **Length** is the only concept that
+measures size: every other amount is a rate (per 100 words, per sentence) or a flag, so the length
+effect is not counted twenty ways. Concepts that read English words (hedging, apologies, sentiment...)
+are measured on English text only (the language is identified by py3langid, which ships its model);
+elsewhere they are 0. Every concept here agrees with the preferred side significantly more (or less)
+often than chance on a human-labelled stored set or on two sets (``benchmarks/bench_concepts.py``,
+table of signals); candidates that did not (second-person address, politeness, restating the
+request, refusal phrases apart from apologies, calling itself an AI, lexical diversity) were dropped.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
+from typing import Literal
 
 import numpy as np
 import pyphen
-import snowballstemmer
 
 from tools.concepts import Concept, ConceptKind, ConceptValue
 from tools.pairs import Pair
 
 MEASURED_ANNOTATOR = "measured"
 
-_WORD = re.compile(r"[A-Za-z\u00C0-\u024F']+|\d+(?:[.,]\d+)*")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: one character, one word
+_WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’][^\W\d_{_CJK}]+)*|\d+(?:[.,]\d+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+\S|\*\*[^*\n]{1,80}\*\*\s*:?\s*$)", re.MULTILINE)
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
+_FENCE = re.compile(r"^\s*```", re.MULTILINE)
+_TAGGED_FENCE = re.compile(r"^\s*```[A-Za-z][\w+#.-]*\s*$", re.MULTILINE)
 _URL = re.compile(r"https?://\S+|www\.\S+")
+_CITATION = re.compile(r"\[\d{1,3}\]|\([A-Z][A-Za-z-]+(?: et al\.)?,? \d{4}\)|\baccording to\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*%?")
-_EMPHASIS = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__|(?<!\*)\*[^*\n]+\*(?!\*)")
-_HEDGES = re.compile(
-    r"\b(?:might|may|perhaps|possibly|probably|likely|unlikely|could|seems?|appears?|generally|typically|"
-    r"usually|often|i think|i believe|it depends|not sure|in some cases)\b",
-    re.IGNORECASE,
+_UNIT = re.compile(
+    r"\d(?:[\d.,]*)\s?(?:%|°[CF]?|\$|€|£|kg|g|mg|lb|lbs|oz|km|m|cm|mm|mi|ft|in|l|ml|L|mL|h|hr|hrs|hours?|min|"
+    r"minutes?|s|sec|seconds?|days?|weeks?|months?|years?|GB|MB|KB|TB|GHz|MHz|px|cups?|tbsp|tsp|tablespoons?|"
+    r"teaspoons?|calories|kcal)\b",
 )
-_REFUSAL = re.compile(
-    r"\b(?:i(?:'m| am) sorry|i apologi[sz]e|sorry,|i can(?:not|'t)|i(?:'m| am) (?:not able|unable)|"
-    r"as an ai|as a language model|i do not have (?:access|the ability)|i won't)\b",
+_EMPHASIS = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__|(?<!\*)\*[^*\n]+\*(?!\*)")
+_QUESTION = re.compile(r"[?？](?:\s|$)")
+_TERMINAL = re.compile(r"""[.!?。！？…)\]}"'”’`*:;]\s*$|```\s*$|^\s*(?:[-*\u2022+]|\d+[.)])\s+\S.*$""")
+
+
+def _words_regex(words: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(words.split("|")) + r")\b", re.IGNORECASE)
+
+
+# English lexicons (the words of the hedging, certainty... literature; short, so they read as written).
+_HEDGES = _words_regex(
+    "might|may|perhaps|possibly|probably|likely|unlikely|could|seems?|appears?|generally|typically|usually|"
+    "often|i think|i believe|it depends|not sure|in some cases|somewhat|arguably"
+)
+_CERTAIN = _words_regex("definitely|certainly|clearly|always|never|undoubtedly|absolutely|guaranteed|must|surely")
+_APOLOGY = _words_regex("i(?:'m| am) sorry|i apologi[sz]e|my apologies|sorry,|unfortunately")
+_MORALISING = _words_regex(
+    "it is important to (?:note|remember)|it's important to (?:note|remember)|remember that|keep in mind|"
+    "please note|ethical|responsibly|consult (?:a|your) (?:doctor|professional|lawyer)|seek professional"
+)
+_FILLER = re.compile(
+    r"^\s*(?:sure|certainly|of course|absolutely|great question|good question|okay|ok|yes|no problem)\b[!,.:]?",
     re.IGNORECASE,
 )
 _STOP = frozenset(
@@ -44,6 +80,10 @@ _STOP = frozenset(
     "where do does did can could would should will shall not no yes so than then there here about into "
     "over under up down out ".split()
 )
+# Languages py3langid chooses among: broad, but without the rare ones it confuses short English with.
+_LANGUAGES = (
+    "en zh ja ko fr de es it pt nl ru uk pl cs sv da no fi tr ar he fa hi bn ur id vi th el hu ro bg sr hr ca"
+).split()
 
 
 @cache
@@ -51,117 +91,287 @@ def _hyphenator() -> pyphen.Pyphen:
     return pyphen.Pyphen(lang="en_US")
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text)
+@cache
+def _identifier():  # type: ignore[no-untyped-def]
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(_LANGUAGES)
+    return identifier
 
 
-def _sentences(text: str) -> int:
-    return max(1, len(re.findall(r"[.!?]+(?:\s|$)", text)))
+@cache
+def _sentiment():  # type: ignore[no-untyped-def]
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
 
 
-def flesch_reading_ease(text: str) -> float:
-    """Flesch reading ease (higher = easier), syllables from pyphen's hyphenation dictionary."""
-    words = [w for w in _words(text) if not w[0].isdigit()]
-    if not words:
+@cache
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+class Profile:
+    """What the measures read from one text, computed once (a response is often in several pairs)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def words(self) -> list[str]:
+        return _WORD.findall(self.text)
+
+    @cached_property
+    def n_words(self) -> int:
+        return len(self.words)
+
+    @cached_property
+    def sentences(self) -> list[int]:
+        """Words per sentence (or line), for the non-empty ones."""
+        counts = [len(_WORD.findall(s)) for s in _SENTENCE_END.split(self.text)]
+        return [c for c in counts if c]
+
+    @cached_property
+    def language(self) -> str:
+        sample = self.text[:2000]
+        return _identifier().classify(sample)[0] if sample.strip() else ""
+
+    @property
+    def english(self) -> bool:
+        return self.language == "en"
+
+    @cached_property
+    def stems(self) -> frozenset[str]:
+        return frozenset(_stemmer().stemWords([w.lower() for w in self.words if w.lower() not in _STOP]))
+
+    def rate(self, pattern: re.Pattern[str]) -> float:
+        """Matches per 100 words (0 for an empty text)."""
+        return 100.0 * len(pattern.findall(self.text)) / self.n_words if self.n_words else 0.0
+
+    def english_rate(self, pattern: re.Pattern[str]) -> float:
+        return self.rate(pattern) if self.english else 0.0
+
+    def english_flag(self, pattern: re.Pattern[str]) -> float:
+        return float(self.english and pattern.search(self.text) is not None)
+
+
+def flesch_reading_ease(profile: Profile) -> float:
+    """Flesch reading ease (higher = easier) of English text, syllables from pyphen's dictionary."""
+    words = [w for w in profile.words if not w[0].isdigit()]
+    if not words or not profile.english:
         return 0.0
     syllables = sum(len(_hyphenator().positions(w)) + 1 for w in words)
-    return 206.835 - 1.015 * len(words) / _sentences(text) - 84.6 * syllables / len(words)
+    score = 206.835 - 1.015 * len(words) / max(1, len(profile.sentences)) - 84.6 * syllables / len(words)
+    return min(max(score, 0.0), 100.0)
 
 
-def _repetition(text: str) -> float:
-    words = [w.lower() for w in _words(text)]
+def _repetition(profile: Profile) -> float:
+    words = [w.lower() for w in profile.words]
     trigrams = list(zip(words, words[1:], words[2:], strict=False))
     return 1.0 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
 
 
-@cache
-def _stemmer() -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer("english")
-
-
-def _stems(text: str) -> set[str]:
-    return set(_stemmer().stemWords([w.lower() for w in _words(text) if w.lower() not in _STOP]))
-
-
-def _query_overlap(text: str, query: str) -> float:
+def _query_overlap(response: Profile, query: Profile) -> float:
     """Share of the request's content words (stemmed) that the response uses."""
-    asked = _stems(query)
-    return len(_stems(text) & asked) / len(asked) if asked else 0.0
+    return len(response.stems & query.stems) / len(query.stems) if query.stems else 0.0
+
+
+def _variety(profile: Profile) -> float:
+    """Coefficient of variation of sentence lengths (0 for fewer than two sentences)."""
+    lengths = profile.sentences
+    return statistics.pstdev(lengths) / statistics.mean(lengths) if len(lengths) > 1 else 0.0
+
+
+_CJK_CHARACTER = re.compile(rf"[{_CJK}]")
+
+
+def _word_length(profile: Profile) -> float:
+    """Mean letters per word, over words written with letters (not CJK characters, not numbers)."""
+    lengths = [len(w) for w in profile.words if not w[0].isdigit() and not _CJK_CHARACTER.fullmatch(w)]
+    return statistics.mean(lengths) if lengths else 0.0
+
+
+def _truncated(profile: Profile) -> float:
+    """1 when the text stops mid-sentence (its last line ends without closing punctuation)."""
+    lines = [line for line in profile.text.strip().splitlines() if line.strip()]
+    return float(bool(lines) and profile.n_words >= 10 and _TERMINAL.search(lines[-1]) is None)
+
+
+def _broken_markdown(profile: Profile) -> float:
+    """1 when a code fence or a bold marker is left open."""
+    return float(len(_FENCE.findall(profile.text)) % 2 == 1 or profile.text.count("**") % 2 == 1)
+
+
+def _language_match(response: Profile, query: Profile) -> float:
+    """1 when the response is in the request's language (both long enough to tell)."""
+    if len(query.text.strip()) < 20 or response.n_words < 3:
+        return 0.0
+    return float(response.language == query.language)
+
+
+Kind = Literal["amount", "flag", "score"]
 
 
 @dataclass(frozen=True)
 class Measure:
     name: str
     definition: str
-    measure: Callable[[str, str], float]  # (response, query) -> measurement
+    measure: Callable[[Profile, Profile], float]  # (response, query) -> measurement
+    kind: Kind = "amount"
+    span: float = 1.0  # a score's range (its pair value is the difference over it)
 
 
 MEASURES: tuple[Measure, ...] = (
     Measure(
-        "Length",
-        "A high score indicates the response has more words; a low score, fewer.",
-        lambda r, q: float(len(_words(r))),
+        "Length", "A high score indicates the response has more words; a low score, fewer.", lambda r, q: r.n_words
     ),
     Measure(
         "List Formatting",
-        "A high score indicates more bulleted or numbered list items; a low score, none.",
-        lambda r, q: float(len(_LIST_ITEM.findall(r))),
+        "A high score indicates more bulleted or numbered list items per 100 words; a low score, none.",
+        lambda r, q: r.rate(_LIST_ITEM),
     ),
     Measure(
         "Headings",
-        "A high score indicates more section headings; a low score, none.",
-        lambda r, q: float(len(_HEADING.findall(r))),
+        "A high score indicates more section headings per 100 words; a low score, none.",
+        lambda r, q: r.rate(_HEADING),
+    ),
+    Measure(
+        "Tables",
+        "A high score indicates the response has a table; a low score, none.",
+        lambda r, q: float(len(_TABLE_ROW.findall(r.text)) >= 2),
+        "flag",
     ),
     Measure(
         "Code Blocks",
-        "A high score indicates more fenced code blocks; a low score, none.",
-        lambda r, q: float(r.count("```") // 2),
+        "A high score indicates more fenced code blocks per 100 words; a low score, none.",
+        lambda r, q: r.rate(_FENCE) / 2,
     ),
-    Measure("Links", "A high score indicates more URLs; a low score, none.", lambda r, q: float(len(_URL.findall(r)))),
+    Measure(
+        "Code Language Tag",
+        "A high score indicates code blocks that name their language; a low score, untagged or none.",
+        lambda r, q: float(_TAGGED_FENCE.search(r.text) is not None),
+        "flag",
+    ),
+    Measure("Links", "A high score indicates more URLs per 100 words; a low score, none.", lambda r, q: r.rate(_URL)),
+    Measure(
+        "Citations",
+        "A high score indicates references to sources ([1], (Author, 2020), according to); a low score, none.",
+        lambda r, q: r.rate(_CITATION),
+    ),
     Measure(
         "Numbers",
-        "A high score indicates more numbers and figures; a low score, none.",
-        lambda r, q: float(len(_NUMBER.findall(r))),
+        "A high score indicates more numbers and figures per 100 words; a low score, none.",
+        lambda r, q: r.rate(_NUMBER),
+    ),
+    Measure(
+        "Units",
+        "A high score indicates more quantities with units (200 g, 15 minutes, 3 km) per 100 words; a low score, none.",
+        lambda r, q: r.rate(_UNIT),
     ),
     Measure(
         "Emphasis",
-        "A high score indicates more bold or italic emphasis; a low score, none.",
-        lambda r, q: float(len(_EMPHASIS.findall(r))),
+        "A high score indicates more bold or italic emphasis per 100 words; a low score, none.",
+        lambda r, q: r.rate(_EMPHASIS),
     ),
     Measure(
         "Paragraphs",
-        "A high score indicates more paragraphs; a low score, a single block of text.",
-        lambda r, q: float(len([p for p in re.split(r"\n\s*\n", r) if p.strip()])),
+        "A high score indicates shorter paragraphs (more of them per 100 words); a low score, one block of text.",
+        lambda r, q: 100.0 * len([p for p in re.split(r"\n\s*\n", r.text) if p.strip()]) / max(r.n_words, 1),
     ),
     Measure(
-        "Hedging",
-        "A high score indicates more hedging words (might, perhaps, usually...); a low score, none.",
-        lambda r, q: float(len(_HEDGES.findall(r))),
+        "Sentence Length",
+        "A high score indicates longer sentences (words per sentence); a low score, short ones.",
+        lambda r, q: statistics.mean(r.sentences) if r.sentences else 0.0,
     ),
     Measure(
-        "Refusal or Apology",
-        "A high score indicates refusal or apology phrases; a low score, none.",
-        lambda r, q: float(len(_REFUSAL.findall(r))),
+        "Sentence Variety",
+        "A high score indicates sentences of varied lengths; a low score, uniform ones.",
+        lambda r, q: _variety(r),
+    ),
+    Measure(
+        "Word Length",
+        "A high score indicates longer words on average; a low score, short everyday words.",
+        lambda r, q: _word_length(r),
     ),
     Measure(
         "Questions to User",
-        "A high score indicates more questions asked back to the user; a low score, none.",
-        lambda r, q: float(len(re.findall(r"\?(?:\s|$)", r))),
+        "A high score indicates more questions asked back per 100 words; a low score, none.",
+        lambda r, q: r.rate(_QUESTION),
+    ),
+    Measure(
+        "Hedging",
+        "A high score indicates more hedging words (might, perhaps, usually...) per 100 words; a low score, none.",
+        lambda r, q: r.english_rate(_HEDGES),
+    ),
+    Measure(
+        "Certainty",
+        "A high score indicates more words of certainty (definitely, always...) per 100 words; a low score, none.",
+        lambda r, q: r.english_rate(_CERTAIN),
+    ),
+    Measure(
+        "Sentiment",
+        "A high score indicates a more positive tone (VADER compound score); a low score, a negative one.",
+        lambda r, q: _sentiment().polarity_scores(r.text[:5000])["compound"] if r.english else 0.0,
+        "score",
+        2.0,
+    ),
+    Measure(
+        "Apology",
+        "A high score indicates the response apologises; a low score, it does not.",
+        lambda r, q: r.english_flag(_APOLOGY),
+        "flag",
+    ),
+    Measure(
+        "Moralising",
+        "A high score indicates caveats and admonitions (it is important to note...); a low score, none.",
+        lambda r, q: r.english_rate(_MORALISING),
+    ),
+    Measure(
+        "Filler Opening",
+        "A high score indicates the response opens with filler (Sure!, Certainly!, Great question); a low score, "
+        "it starts with the answer.",
+        lambda r, q: float(r.english and _FILLER.search(r.text) is not None),
+        "flag",
     ),
     Measure(
         "Repetition",
         "A high score indicates more repeated word sequences; a low score, no repetition.",
         lambda r, q: _repetition(r),
+        "score",
     ),
     Measure(
         "Query Overlap",
         "A high score indicates the response reuses more of the request's words; a low score, few.",
         _query_overlap,
+        "score",
     ),
     Measure(
         "Readability",
-        "A high score indicates easier text (Flesch reading ease); a low score, harder text.",
-        lambda r, q: max(flesch_reading_ease(r), 0.0),
+        "A high score indicates easier English text (Flesch reading ease); a low score, harder text.",
+        lambda r, q: flesch_reading_ease(r),
+        "score",
+        100.0,
+    ),
+    Measure(
+        "Query Language",
+        "A high score indicates the response is in the language of the request; a low score, another language.",
+        _language_match,
+        "flag",
+    ),
+    Measure(
+        "Truncation",
+        "A high score indicates the response stops mid-sentence; a low score, it ends properly.",
+        lambda r, q: _truncated(r),
+        "flag",
+    ),
+    Measure(
+        "Broken Markdown",
+        "A high score indicates an unclosed code fence or bold marker; a low score, clean markup.",
+        lambda r, q: _broken_markdown(r),
+        "flag",
     ),
 )
 
@@ -172,7 +382,7 @@ def measured_concepts() -> list[Concept]:
             name=m.name,
             definition=m.definition,
             kind=ConceptKind.MEASURED,
-            provenance={"measured_by": "tools/measured.py"},
+            provenance={"measured_by": "tools/measured.py", "value": m.kind},
         )
         for m in MEASURES
     ]
@@ -184,15 +394,41 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a - b, scale, out=np.zeros_like(a, dtype=float), where=scale > 0)
 
 
+def pair_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Every measure's pair value from the two responses' measurements, in [-1, 1]."""
+    values = np.empty_like(a, dtype=float)
+    for j, m in enumerate(MEASURES):
+        if m.kind == "amount":
+            values[j] = relative_difference(a[j : j + 1], b[j : j + 1])[0]
+        else:
+            values[j] = (a[j] - b[j]) / m.span
+    return values
+
+
 def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
-    """Every measured concept's value on every pair."""
+    """Every measured concept's value on every pair (each distinct text profiled once)."""
     concepts = measured_concepts()
+    profiles: dict[str, Profile] = {}
+
+    def profile(text: str) -> Profile:
+        if text not in profiles:
+            profiles[text] = Profile(text)
+        return profiles[text]
+
+    measured: dict[tuple[str, str], np.ndarray] = {}
+
+    def measure(response: str, query: str) -> np.ndarray:
+        key = (response, query)
+        if key not in measured:
+            r, q = profile(response), profile(query)
+            measured[key] = np.array([float(m.measure(r, q)) for m in MEASURES])
+        return measured[key]
+
     values = []
     for pair in pairs:
         query = pair.query_text
-        a = np.array([m.measure(pair.response_a, query) for m in MEASURES])
-        b = np.array([m.measure(pair.response_b, query) for m in MEASURES])
-        for concept, value, ma, mb in zip(concepts, relative_difference(a, b), a, b, strict=True):
+        a, b = measure(pair.response_a, query), measure(pair.response_b, query)
+        for concept, value, ma, mb in zip(concepts, pair_values(a, b), a, b, strict=True):
             values.append(
                 ConceptValue(
                     pair_id=pair.id,

@@ -20,7 +20,7 @@ Every function works on arrays and on any model of :data:`tools.baselines.MODELS
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,8 +34,20 @@ from tools.baselines import MODELS, SpecificOnlyRegression
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows, domain_penalty_weights
 from tools.resampling import ClusterBootstrap
 
-ModelSpec = str | HierarchicalMultiDomainRegression
-"""A model name from :data:`tools.baselines.MODELS` or an unfitted model used as a template."""
+
+@dataclass(frozen=True)
+class CustomModel:
+    """Any other model the protocols evaluate on the same splits beside HMDR (e.g. a black box):
+    ``margins(data, train, test, seed)`` fits on the ``train`` rows (no ties) and returns the margins
+    of the ``test`` rows (positive: A preferred; 0: a tie)."""
+
+    name: str
+    margins: Callable[[EvaluationData, NDArray[np.intp], NDArray[np.intp], int], NDArray[np.float64]]
+
+
+ModelSpec = str | HierarchicalMultiDomainRegression | CustomModel
+"""A model name from :data:`tools.baselines.MODELS`, an unfitted model used as a template, or a
+:class:`CustomModel`."""
 
 LONGER = "longer"
 """Baseline: the longer response wins (equal lengths: a tie, 0.5)."""
@@ -468,7 +480,7 @@ class EvaluationData:
 
 def _fit_margins(
     name: str,
-    template: HierarchicalMultiDomainRegression | None,
+    template: HierarchicalMultiDomainRegression | CustomModel | None,
     data: EvaluationData,
     train: NDArray[np.intp],
     test: NDArray[np.intp],
@@ -480,6 +492,8 @@ def _fit_margins(
         assert data.lengths is not None
         return np.sign(data.lengths[test, 0] - data.lengths[test, 1])
     train = train[data.y[train] != 0]
+    if isinstance(template, CustomModel):
+        return template.margins(data, train, test, random_state)
     grid = None
     if name == LENGTH_LR:
         X, shared, masks = data.length_feature(), None, None
@@ -594,8 +608,11 @@ def _evaluation(
 
 def _models(
     models: Sequence[ModelSpec], data: EvaluationData
-) -> list[tuple[str, HierarchicalMultiDomainRegression | None]]:
-    resolved = [resolve_model(m) if m not in LENGTH_BASELINES else (str(m), None) for m in models]
+) -> list[tuple[str, HierarchicalMultiDomainRegression | CustomModel | None]]:
+    resolved: list[tuple[str, HierarchicalMultiDomainRegression | CustomModel | None]] = [
+        (m.name, m) if isinstance(m, CustomModel) else (str(m), None) if m in LENGTH_BASELINES else resolve_model(m)
+        for m in models
+    ]
     if data.lengths is not None:
         resolved += [(b, None) for b in LENGTH_BASELINES if b not in [n for n, _ in resolved]]
     elif any(n in LENGTH_BASELINES for n, _ in resolved):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
@@ -212,7 +213,51 @@ def delete_command(concept: Annotated[str, typer.Argument(help="Concept id.")], 
     console.print(f"Deleted concept {concept!r} and its values.")
 
 
+def mine_command(
+    mechanism: Annotated[str, typer.Option("--mechanism", "-m", help="Whose choices to mine.")] = "human",
+    db: DbOption = DEFAULT_DB,
+    source: SourceOption = None,
+    max_patterns: Annotated[int, typer.Option("--max", min=1, help="At most this many candidates.")] = 10,
+    llm_names: Annotated[
+        bool, typer.Option("--llm-names", help="Have the configured LLM name and define each phrase.")
+    ] = False,
+) -> None:
+    """Mine phrases whose presence in one response predicts the preferred one, beyond the concepts in the
+    store (forward selection, each step with family-wise error 5%, clustered by query); add them as
+    candidate concepts (kind mined)."""
+    from tools.mining import MiningConfig, mine_store
+
+    with ConceptStore(db, create=False) as store:
+        llm = make_llm(store) if llm_names else None
+        with console.status("Mining phrases..."):
+            result = mine_store(
+                store, mechanism, config=MiningConfig(max_patterns=max_patterns), llm=llm, source=source
+            )
+    table = Table(
+        title=f"{len(result.patterns)} significant phrases in {result.pairs} non-tie pairs of {escape(mechanism)}"
+    )
+    for column in ("phrase", "preferred when in one only", "pairs", "z", "family-wise p", "weight"):
+        table.add_column(column, justify="left" if column == "phrase" else "right")
+    for p in result.patterns:
+        table.add_row(
+            escape(p.phrase),
+            f"{100 * p.agreement:.0f}%",
+            str(p.pairs),
+            f"{p.z:+.1f}",
+            f"{p.p_value:.3f}",
+            f"{p.weight:+.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"Added {len(result.concepts)} candidate concepts (named by {escape(result.named_by)}). They were chosen on "
+        "these pairs: a model evaluated on them is optimistic. `whypref agent run` mines on its training split "
+        "and keeps only what helps held-out accuracy.",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("discover")(discover_command)
+    app.command("mine")(mine_command)
     app.command("annotate")(annotate_command)
     app.add_typer(concepts_app, name="concepts")

@@ -1,0 +1,272 @@
+"""Concepts that explain more than length, without an LLM (issue #13).
+
+Usage::
+
+    python benchmarks/bench_concepts.py --old 84bf090     # everything, beside the 14 concepts of that commit
+    python benchmarks/bench_concepts.py --sets autoj llmbar-mtbench --no-ood
+
+For every stored set and mechanism (human labels and the judges), non-tie accuracy in-domain (nested
+5-fold CV grouped by query) and out of domain (leave one domain out, its query groups out of
+training), with 95% intervals and the paired difference with "the longer response wins", for:
+
+- ``longer`` and ``length-lr``: the length baselines;
+- ``tfidf-lr``: a black box, L2 logistic regression on TF-IDF(A) - TF-IDF(B) (word 1-2-grams in any
+  script), its C chosen by CV grouped by query inside each training fold;
+- ``hmdr-14``: HMDR on the 14 measured concepts of the code before issue #13 (with ``--old``);
+- ``hmdr``: HMDR on today's measured library (tools/measured.py);
+- ``hmdr+mined``: HMDR on the library plus the phrases tools/mining.py mines inside each training fold.
+
+Also: the signal of every measured concept on every set (the share of pairs where the response with
+more of it was preferred, with its interval), and the cost of measuring and mining per 1,000 pairs.
+Results: benchmarks/out/concepts.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegressionCV
+
+from tools.annotation import Annotation, AnnotationConfig
+from tools.design import Design, load_design
+from tools.errors import WhyprefError
+from tools.importers import ImportOptions, import_file
+from tools.measured import _WORD, measured_concepts
+from tools.mining import mine_patterns, phrases
+from tools.model_selection import (
+    CustomModel,
+    EvaluationData,
+    cv_folds,
+    evaluate_in_domain,
+    evaluate_out_of_domain,
+    grid_search_cv,
+    subset_masks,
+)
+from tools.resampling import ClusterBootstrap
+from tools.store import ConceptStore
+
+RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {
+    "autoj": (RAW / "autoj", "autoj"),
+    "llmbar-mtbench": (RAW / "llmbar" / "Processed" / "MT-Bench", "llmbar"),
+    "llmeval2": (RAW / "llmeval2" / "LLMEval2_benchmark.jsonl", "llmeval2"),
+    "pandalm": (RAW / "pandalm", "pandalm"),
+    "llmbar-natural": (RAW / "llmbar" / "LLMBar" / "Natural", "llmbar"),
+    "llmbar-adversarial": (RAW / "llmbar" / "LLMBar" / "Adversarial", "llmbar"),
+    "alpaca-eval": (RAW / "alpaca_eval", "alpaca-eval"),
+}
+OLD_14 = (
+    "length list-formatting headings code-blocks links numbers emphasis paragraphs hedging refusal-or-apology "
+    "questions-to-user repetition query-overlap readability"
+).split()
+SKIP = {"human-annotator1", "human-annotator2", "human-annotator3"}  # PandaLM's majority is "human"
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def store_for(name: str) -> tuple[ConceptStore, float]:
+    """The set's store with today's measured concepts; seconds per 1,000 pairs to measure them."""
+    path = OUT / f"concepts-{name}.db"
+    store = ConceptStore(path)
+    if not store.count("pairs"):
+        source, fmt = SETS[name]
+        import_file(store, source, fmt, ImportOptions())
+    pairs = list(store.pairs())
+    started = time.perf_counter()
+    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
+    return store, 1000 * (time.perf_counter() - started) / len(pairs)
+
+
+def old_values(name: str, commit: str) -> dict[tuple[str, str], float]:
+    """The 14 measured concepts of ``commit``: its own code measures a copy of the set's store."""
+    with tempfile.TemporaryDirectory() as folder:
+        tree, copy = Path(folder) / "tree", Path(folder) / "old.db"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit], check=True)
+        try:
+            shutil.copy(OUT / f"concepts-{name}.db", copy)
+            code = "from tools.cli import main; main()"
+            command = [sys.executable, "-c", code, "annotate", "--measured-only", "--db", str(copy)]
+            subprocess.run(
+                command, check=True, env={"PYTHONPATH": str(tree), "PATH": ""}, cwd=tree, capture_output=True
+            )
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+        with ConceptStore(copy, create=False) as old:
+            marks = ", ".join("?" * len(OLD_14))
+            query = f"select pair_id, concept_id, value from concept_values where concept_id in ({marks})"
+            return {(r["pair_id"], r["concept_id"]): r["value"] for r in old.db.query(query, OLD_14)}
+
+
+def tfidf_model(texts: list[tuple[str, str]]) -> CustomModel:
+    def margins(data: EvaluationData, train: NDArray[np.intp], test: NDArray[np.intp], seed: int) -> NDArray:
+        vectorizer = TfidfVectorizer(
+            tokenizer=words, lowercase=False, token_pattern=None, ngram_range=(1, 2), min_df=2, sublinear_tf=True
+        )
+        vectorizer.fit([t for i in train for t in texts[i]])
+
+        def difference(rows: NDArray[np.intp]) -> sp.csr_matrix:
+            return vectorizer.transform([texts[i][0] for i in rows]) - vectorizer.transform([texts[i][1] for i in rows])
+
+        assert data.groups is not None
+        folds = cv_folds(data.domains[train], data.y[train], data.groups[train], 5, seed)
+        model = LogisticRegressionCV(
+            Cs=[0.1, 0.3, 1, 3, 10, 30], cv=folds, fit_intercept=False, scoring="neg_log_loss", max_iter=2000
+        )
+        model.fit(difference(train), data.y[train])
+        return model.decision_function(difference(test))
+
+    return CustomModel("tfidf-lr", margins)
+
+
+def matrix_model(name: str, X: NDArray[np.float64]) -> CustomModel:
+    """HMDR, tuned like ``hmdr``, on other concept values (shared concepts)."""
+
+    def margins(data: EvaluationData, train: NDArray[np.intp], test: NDArray[np.intp], seed: int) -> NDArray:
+        assert data.groups is not None
+        model = grid_search_cv(
+            "hmdr", X[train], data.y[train], data.domains[train], groups=data.groups[train], random_state=seed
+        ).estimator
+        return model.margins(X[test], data.domains[test])
+
+    return CustomModel(name, margins)
+
+
+def mined_model(texts: list[tuple[str, str]], design: Design) -> CustomModel:
+    """Phrases mined on the training rows only, beside the measured concepts."""
+
+    def margins(data: EvaluationData, train: NDArray[np.intp], test: NDArray[np.intp], seed: int) -> NDArray:
+        assert data.groups is not None
+        found = mine_patterns([texts[i] for i in train], data.y[train], data.groups[train], base=design.X[train])
+        extra = np.array(
+            [[float(p.phrase in phrases(a)) - float(p.phrase in phrases(b)) for p in found] for a, b in texts]
+        ).reshape(len(texts), len(found))
+        X = np.hstack([design.X, extra])
+        shared = np.concatenate([design.shared_mask, np.ones(len(found), dtype=bool)])
+        masks = {d: np.concatenate([m, np.ones(len(found), dtype=bool)]) for d, m in design.domain_masks.items()}
+        model = grid_search_cv(
+            "hmdr",
+            X[train],
+            data.y[train],
+            data.domains[train],
+            shared,
+            subset_masks(masks, data.domains[train]),
+            groups=data.groups[train],
+            random_state=seed,
+        ).estimator
+        return model.margins(X[test], data.domains[test])
+
+    return CustomModel("hmdr+mined", margins)
+
+
+def signals(design: Design) -> dict[str, list[float]]:
+    """Per concept: share of pairs where the response with more of it was preferred [95% CI], coverage."""
+    fitting = design.without_ties()
+    out = {}
+    for j, concept in enumerate(fitting.concept_ids):
+        x = fitting.X[:, j]
+        present = x != 0
+        if present.sum() < 10:
+            continue
+        agree = (np.sign(x[present]) == fitting.y[present]).astype(float)
+        [ci] = ClusterBootstrap(fitting.domains[present], fitting.groups[present]).interval(agree, n_resamples=1000)
+        out[concept] = [100 * ci.estimate, 100 * ci.low, 100 * ci.high, 100 * float(present.mean())]
+    return out
+
+
+def run_set(name: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    store, measure_cost = store_for(name)
+    old = old_values(name, args.old) if args.old else None
+    results: dict[str, Any] = {"measure_seconds_per_1000": measure_cost, "mechanisms": {}}
+    ids = [c.id for c in measured_concepts()]
+    for mechanism in sorted({r["mechanism"] for r in store.label_rows()} - SKIP):
+        design = load_design(store, mechanism, concept_ids=ids)
+        texts = [(a, b) for _, a, b in store.pair_texts(design.pair_ids)]
+        fitting, _ = design.for_fitting()
+        started = time.perf_counter()
+        mine_patterns(
+            [(a, b) for _, a, b in store.pair_texts(fitting.pair_ids)],
+            fitting.y,
+            fitting.groups,
+            base=fitting.X,
+        )
+        mining_cost = 1000 * (time.perf_counter() - started) / max(1, fitting.y.size)
+        models: list[Any] = [tfidf_model(texts), "hmdr", mined_model(texts, design)]
+        if old is not None:
+            X_old = np.array([[old.get((p, c), 0.0) for c in OLD_14] for p in design.pair_ids])
+            models.insert(1, matrix_model("hmdr-14", X_old))
+        entry: dict[str, Any] = {"signals": signals(design), "mining_seconds_per_1000": mining_cost}
+        for protocol in ("in-domain", "ood") if args.ood else ("in-domain",):
+            try:
+                data = design.evaluation_data()
+                evaluation = (
+                    evaluate_in_domain(models, data)
+                    if protocol == "in-domain"
+                    else evaluate_out_of_domain(models, data)
+                )
+                entry[protocol] = evaluation.model_dump()
+            except (ValueError, WhyprefError) as error:
+                entry[protocol] = {"error": str(error)}
+        results["mechanisms"][mechanism] = entry
+        console.print(table(f"{name}/{mechanism}", entry))
+    store.close()
+    return results
+
+
+def table(title: str, entry: dict[str, Any]) -> Table:
+    out = Table(title=f"{title}: non-tie accuracy % [95% CI] and paired difference with longer wins")
+    for column in ("protocol", "model", "accuracy", "minus longer", "beats length"):
+        out.add_column(column)
+    for protocol in ("in-domain", "ood"):
+        evaluation = entry.get(protocol)
+        if not evaluation:
+            continue
+        if "error" in evaluation:
+            out.add_row(protocol, "-", evaluation["error"][:70], "", "")
+            continue
+        gaps = {d["model"]: d for d in evaluation["differences"] if d["baseline"] == "longer"}
+        for row in evaluation["rows"]:
+            gap = gaps.get(row["model"])
+            out.add_row(
+                protocol,
+                row["model"],
+                f"{row['non_tie_accuracy']:.1f} [{row['low']:.1f}, {row['high']:.1f}] (n={row['n_pairs']})",
+                "" if gap is None else f"{gap['difference']:+.1f} [{gap['low']:+.1f}, {gap['high']:+.1f}]",
+                row["explains_more_than_length"] or "",
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    parser.add_argument("--old", metavar="COMMIT", help="Also HMDR on the 14 measured concepts of this commit.")
+    parser.add_argument("--no-ood", dest="ood", action="store_false")
+    args = parser.parse_args()
+    console = Console(width=150)
+    OUT.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    results = {name: run_set(name, args, console) for name in args.sets}
+    console.print(f"Wall time {time.perf_counter() - started:.0f} s.")
+    (OUT / "concepts.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The measured-concept library: every script counted, hand-checked measures, exact A/B symmetry."""
+
+import numpy as np
+import pytest
+
+from tools.annotation import Annotation, AnnotationConfig
+from tools.concepts import Concept, ConceptKind, ConceptValue
+from tools.measured import MEASURED_ANNOTATOR, MEASURES, Profile, measure_pairs, measured_concepts
+from tools.pairs import LabeledPair, Pair
+
+
+def measure(name: str, response: str, query: str = "How do I do this?") -> float:
+    m = next(m for m in MEASURES if m.name == name)
+    return float(m.measure(Profile(response), Profile(query)))
+
+
+def value(name: str, a: str, b: str, query: str = "How do I do this?") -> float:
+    pair = Pair(query=query, response_a=a, response_b=b, domain="d", source="s")
+    concept = next(c for c in measured_concepts() if c.name == name)
+    return next(v.value for v in measure_pairs([pair]) if v.concept_id == concept.id)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("The quick brown fox.", 4),
+        ("如何煮鸡蛋", 5),  # Chinese: a character is a word
+        ("Как сварить яйцо?", 3),  # Cyrillic words count
+        ("ゆで卵の作り方", 7),  # kana and kanji
+        ("Ich heiße Jürgen, 42 Jahre", 5),
+    ],
+)
+def test_words_are_counted_in_every_script(text, words):
+    assert Profile(text).n_words == words
+
+
+def test_pairs_in_other_scripts_get_values():
+    """Chinese and Russian pairs used to get all-zero vectors (only Latin words were counted)."""
+    for a, b in (
+        ("如何煮鸡蛋？先把水烧开，再放鸡蛋。", "烧水。"),
+        ("Сначала вскипятите воду. Потом положите яйцо.", "Вода."),
+    ):
+        assert value("Length", a, b) > 0.3
+        assert value("Sentence Length", a, b) != 0
+
+
+def test_hand_checked_measures():
+    assert measure("Truncation", "First do this. Then take the second step and then you will see that the") == 1.0
+    assert measure("Truncation", "First do this. Then take the second step and you will see the result.") == 0.0
+    assert measure("Tables", "| a | b |\n|---|---|\n| 1 | 2 |") == 1.0
+    assert measure("Code Language Tag", "```python\nprint(1)\n```") == 1.0
+    assert measure("Code Language Tag", "```\nprint(1)\n```") == 0.0
+    assert measure("Broken Markdown", "```python\nprint(1)") == 1.0 and measure("Broken Markdown", "**bold**") == 0.0
+    assert measure("Units", "Use 200 g of flour and bake for 15 minutes.") == pytest.approx(100 * 2 / 10)
+    assert measure("Apology", "I'm sorry, I cannot help with that.") == 1.0
+    assert measure("Apology", "Je suis désolé, je ne peux pas vous aider avec cela aujourd'hui.") == 0.0  # English only
+    assert measure("Filler Opening", "Sure! Here is how to do it.") == 1.0
+    assert measure("Filler Opening", "Boil the water first, then add the egg.") == 0.0
+    assert measure("Word Length", "cat dog elephant") == pytest.approx((3 + 3 + 8) / 3)
+    french = "Comment faire cuire un oeuf dur à la maison rapidement?"
+    assert measure("Query Language", "Faites bouillir l'eau, puis ajoutez l'oeuf pendant dix minutes.", french) == 1.0
+    assert measure("Query Language", "Boil the water, then add the egg for ten minutes.", french) == 0.0
+
+
+def test_rates_do_not_count_length_twice():
+    short = "1. Boil water.\n2. Add the egg."
+    long = short + "\n" + "Then wait a while and enjoy a calm morning with your breakfast and coffee. " * 5
+    assert value("Length", long, short) > 0.5
+    assert value("List Formatting", long, short) < 0  # the same two items in more words: a lower rate
+
+
+def test_swapping_a_and_b_negates_every_value_exactly():
+    a = "Sure! 1. Boil 500 ml of water.\n2. Add the egg for 7 minutes.\n\nI'm sorry if this is short."
+    b = "You could perhaps boil an egg, which is definitely easy, see https://example.com [1]."
+    forward = measure_pairs([Pair(query="How do I boil an egg?", response_a=a, response_b=b, domain="d", source="s")])
+    backward = measure_pairs([Pair(query="How do I boil an egg?", response_a=b, response_b=a, domain="d", source="s")])
+    assert [v.value for v in backward] == [-v.value for v in forward]
+    assert all(-1 <= v.value <= 1 for v in forward) and sum(v.value != 0 for v in forward) > 10
+
+
+def test_measuring_replaces_stale_measured_concepts(store):
+    pair = Pair(query="q?", response_a="An answer.", response_b="Another answer here.", domain="d", source="s")
+    store.add_labeled_pairs([LabeledPair(pair=pair)])
+    stale = Concept(name="Refusal or Apology", kind=ConceptKind.MEASURED)
+    store.upsert_concepts([stale])
+    store.put_values([ConceptValue(pair_id=pair.id, concept_id=stale.id, annotator=MEASURED_ANNOTATOR, value=1.0)])
+    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([pair])
+    ids = {c.id for c in store.concepts(kind=ConceptKind.MEASURED)}
+    assert stale.id not in ids and ids == {c.id for c in measured_concepts()}
+    assert np.all([row["concept_id"] != stale.id for row in store.db.query("select concept_id from concept_values")])
