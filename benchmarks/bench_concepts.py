@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -101,12 +101,16 @@ def old_values(name: str, commit: str) -> dict[tuple[str, str], float]:
         tree, copy = Path(folder) / "tree", Path(folder) / "old.db"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit], check=True)
         try:
-            shutil.copy(OUT / f"concepts-{name}.db", copy)
+            # The backup API, not a file copy: the open store's latest writes may still be in its WAL.
+            with sqlite3.connect(OUT / f"concepts-{name}.db") as live, sqlite3.connect(copy) as target:
+                live.backup(target)
             code = "from tools.cli import main; main()"
             command = [sys.executable, "-c", code, "annotate", "--measured-only", "--db", str(copy)]
-            subprocess.run(
-                command, check=True, env={"PYTHONPATH": str(tree), "PATH": ""}, cwd=tree, capture_output=True
+            done = subprocess.run(
+                command, env={"PYTHONPATH": str(tree), "PATH": ""}, cwd=tree, capture_output=True, text=True
             )
+            if done.returncode:
+                raise RuntimeError(f"the code of {commit} could not measure {name}: {done.stderr[-2000:]}")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
         with ConceptStore(copy, create=False) as old:
@@ -128,7 +132,13 @@ def tfidf_model(texts: list[tuple[str, str]]) -> CustomModel:
         assert data.groups is not None
         folds = cv_folds(data.domains[train], data.y[train], data.groups[train], 5, seed)
         model = LogisticRegressionCV(
-            Cs=[0.1, 0.3, 1, 3, 10, 30], cv=folds, fit_intercept=False, scoring="neg_log_loss", max_iter=2000
+            Cs=[0.1, 0.3, 1, 3, 10, 30],
+            l1_ratios=(0.0,),
+            use_legacy_attributes=False,
+            cv=folds,
+            fit_intercept=False,
+            scoring="neg_log_loss",
+            max_iter=2000,
         )
         model.fit(difference(train), data.y[train])
         return model.decision_function(difference(test))
