@@ -9,6 +9,8 @@ cache, so nothing is paid twice.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,6 +87,34 @@ def sqlite_checkpointer(store_path: Path) -> Iterator[SqliteSaver]:
         yield saver
 
 
+def lock_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".agent.lock")
+
+
+@contextmanager
+def _only_run(store: ConceptStore, run_id: str) -> Iterator[None]:
+    """Hold the store's agent lock: runs add and delete the store's concepts, so two at once would
+    break each other. The OS releases the lock when the process dies, so a killed run never blocks."""
+    with open(lock_path(store.path), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another run"
+            raise WhyprefError(
+                f"{holder} is working on {store.path}; one agent run at a time per store: wait for it to finish, "
+                f"then start or resume {run_id!r}"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"agent run {run_id!r} (process {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def new_run_id() -> str:
     return f"agent-{uuid.uuid4().hex[:10]}"
 
@@ -140,9 +170,10 @@ def start_run(
     run_id = run_id or new_run_id()
     if next(store.db.query("select 1 from runs where id = ?", [run_id]), None) is not None:
         raise WhyprefError(f"run {run_id!r} exists: resume it (`whypref agent resume {run_id}`) or pick another id")
-    store.start_run(run_id, RUN_KIND, config.model_dump(mode="json"))
-    context = AgentContext(store, llm, config)
-    return _drive(build_graph(checkpointer), context, run_id, {"run_id": run_id}, on_event, approver)
+    with _only_run(store, run_id):
+        store.start_run(run_id, RUN_KIND, config.model_dump(mode="json"))
+        context = AgentContext(store, llm, config)
+        return _drive(build_graph(checkpointer), context, run_id, {"run_id": run_id}, on_event, approver)
 
 
 def _agent_run(store: ConceptStore, run_id: str) -> dict[str, Any]:
@@ -177,7 +208,8 @@ def resume_run(
             raise WhyprefError(f"run {run_id!r} waits for approval of drops and merges: say whether to approve")
         start = Command(resume=approver(snapshot.interrupts[0].value))
     context = AgentContext(store, llm, AgentConfig(**run["config"]))
-    return _drive(graph, context, run_id, start, on_event, approver)
+    with _only_run(store, run_id):
+        return _drive(graph, context, run_id, start, on_event, approver)
 
 
 def result(graph: CompiledStateGraph, store: ConceptStore, run_id: str) -> AgentResult:

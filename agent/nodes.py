@@ -377,11 +377,19 @@ def decide(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     first = not state.get("current")
     reference = _reference(ctx, state, scored)
     stored = {c.id: c for c in ctx.store.concepts()}
+    # A kill after the store write below but before LangGraph's checkpoint runs this node again, with
+    # the turned-away concepts already deleted: their recorded snapshots are then the only copy.
+    recorded = {
+        d.concept_id: Concept.model_validate(d.concept)
+        for d in ctx.store.decisions(state["run_id"])
+        if d.iteration == state.get("iteration", 0) and d.concept
+    }
+    known = recorded | stored
 
     def decision(cid: str, action: str, reason: str):
         return _decision(
             state,
-            stored.get(cid),
+            known.get(cid),
             cid,
             action,
             reason,

@@ -15,6 +15,7 @@ from mcp_server.errors import readable_errors
 from mcp_server.progress import ProgressRelay
 from mcp_server.workspace import workspace_of
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, import_file
+from tools.importers.reading import confined_to
 from tools.pairs import MechanismKind, NonEmptyName
 from tools.store import ImportSummary
 
@@ -65,5 +66,7 @@ def register(server: MCPServer[Any]) -> None:
             allow_empty_responses=allow_empty_responses,
         )
         relay = ProgressRelay(ctx)
-        with workspace.store() as store:
+        # Files are checked again as they are opened (a name can be swapped for a symlink after the
+        # check above), and a dataset's helper files (LLMBar's questions) are looked for only inside.
+        with workspace.store() as store, confined_to(workspace.files.roots):
             return import_file(store, resolved, format, options, progress=lambda n: relay("read", n, None))

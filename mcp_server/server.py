@@ -10,10 +10,13 @@ from typing import Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp_server import agent_tools, application_tools, concept_tools, data_tools, model_tools, prompts, resources
+from mcp_server.http_auth import LOOPBACK, TOKEN_VARIABLE, BearerAndOrigin
 from mcp_server.settings import ServerSettings
 from mcp_server.workspace import Workspace
+from tools.errors import WhyprefError
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +52,27 @@ def create_server(settings: ServerSettings) -> MCPServer[Workspace]:
     return server
 
 
-def serve(settings: ServerSettings, transport: Literal["stdio", "http"], host: str, port: int) -> None:
-    """Run until stopped. Under stdio only protocol messages reach stdout; logs go to stderr."""
+def serve(
+    settings: ServerSettings,
+    transport: Literal["stdio", "http"],
+    host: str,
+    port: int,
+    token: str | None = None,
+    allowed_origins: tuple[str, ...] = (),
+) -> None:
+    """Run until stopped. Under stdio only protocol messages reach stdout; logs go to stderr. Over HTTP
+    off the loopback a bearer token is required (the caller checks one was given)."""
     server = create_server(settings)
     if transport == "stdio":
         server.run("stdio")
         return
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("serving on %s: anyone who can reach it can read and change the store (no auth)", host)
-    server.run("streamable-http", host=host, port=port)
+    if host in LOOPBACK and token is None:
+        server.run("streamable-http", host=host, port=port)  # the SDK's Host/Origin checks (403 / 421)
+        return
+    import uvicorn
+
+    if token is None:
+        raise WhyprefError(f"serving on {host} needs a bearer token: set {TOKEN_VARIABLE}")
+    security = None if host in LOOPBACK else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(host=host, transport_security=security)
+    uvicorn.run(BearerAndOrigin(app, token, allowed_origins), host=host, port=port, log_level="warning")

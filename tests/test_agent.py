@@ -199,3 +199,57 @@ def test_a_run_id_is_used_once(tmp_path):
     start_run(store, llm, config(max_iterations=1), InMemorySaver(), run_id="r")
     with pytest.raises(WhyprefError, match="exists"):
         start_run(store, llm, config(), InMemorySaver(), run_id="r")
+
+
+def test_a_kill_between_decide_and_its_checkpoint_loses_no_snapshot(tmp_path, monkeypatch):
+    """decide deletes turned-away concepts before LangGraph checkpoints; on resume it runs again and
+    must keep the snapshots it recorded (the only copy of the deleted concepts)."""
+    whole = planted_store(tmp_path / "whole.db")
+    _, llm = make_llm(whole)
+    expected = start_run(whole, llm, config(), InMemorySaver(), run_id="run")
+    snapshots = {(d.iteration, d.concept_id): d.concept for d in whole.decisions("run")}
+    deleted = [k for k, d in snapshots.items() if d and d["name"] not in {c.name for c in whole.concepts()}]
+    assert deleted  # the run turned some concepts away
+
+    store = planted_store(tmp_path / "killed.db")
+    real = agent.nodes._event
+    killed = []
+
+    def dies_after_deciding(ctx, state, node, *args, **kwargs):
+        if node == "decide" and not killed and kwargs.get("rejected"):
+            killed.append(node)
+            raise KeyboardInterrupt("killed after the store write, before the checkpoint")
+        return real(ctx, state, node, *args, **kwargs)
+
+    monkeypatch.setattr(agent.nodes, "_event", dies_after_deciding)
+    _, first_llm = make_llm(store)
+    with sqlite_checkpointer(store.path) as saver, pytest.raises(KeyboardInterrupt):
+        start_run(store, first_llm, config(), saver, run_id="run")
+    assert killed
+    _, second_llm = make_llm(store)
+    with sqlite_checkpointer(store.path) as saver:
+        assert resume_run(store, second_llm, "run", saver) == expected
+    assert {(d.iteration, d.concept_id): d.concept for d in store.decisions("run")} == snapshots
+
+
+def test_a_second_agent_run_on_a_store_is_refused_while_one_works(tmp_path):
+    store = planted_store(tmp_path / "s.db")
+    _, llm = make_llm(store)
+    refusals = []
+
+    def second_run_starts(event):
+        if event.node == "sample" and not refusals:  # the first run is working now
+            other = ConceptStore(store.path)
+            with pytest.raises(WhyprefError, match="one agent run at a time") as caught:
+                start_run(other, llm, config(), InMemorySaver(), run_id="second")
+            refusals.append(str(caught.value))
+            assert next(other.db.query("select 1 from runs where id = 'second'"), None) is None  # nothing stored
+            other.close()
+
+    result = start_run(
+        store, llm, config(max_iterations=1), InMemorySaver(), run_id="first", on_event=second_run_starts
+    )
+    assert refusals and "'first'" in refusals[0] and str(store.path) in refusals[0]
+    assert result.stop_reason and store.run("first")["status"] == "finished"
+    again = start_run(store, llm, config(max_iterations=1), InMemorySaver(), run_id="after")  # the lock was let go
+    assert store.run("after")["status"] == "finished" and again.concepts

@@ -274,6 +274,17 @@ async def test_import_pairs_from_an_allowed_directory(tmp_path, data_dir):
     assert generic["pairs"] == 2 and generic["domains"] == ["chat"] and generic["mechanisms"] == ["crowd"]
 
 
+async def test_malformed_files_over_mcp_get_the_message_not_a_bare_error(tmp_path, data_dir):
+    settings = ServerSettings(db=tmp_path / "fresh.db", allowed_dirs=(data_dir,))
+    (data_dir / "bad.json").write_text(
+        json.dumps({"metadata": {"version": "2.0"}, "annotators": [], "comparisons": []})
+    )
+    message = await failure(settings, "import_pairs", {"path": "bad.json", "format": "icai"})
+    assert "bad.json" in message and "annotators" in message and "annotator objects" in message
+    (data_dir / "deep.jsonl").write_text("[" * 50_000 + "]" * 50_000 + "\n")
+    assert "nested too deeply" in await failure(settings, "import_pairs", {"path": "deep.jsonl", "format": "jsonl"})
+
+
 async def test_annotate_measured_only_needs_no_llm(tmp_path, data_dir):
     settings = ServerSettings(db=tmp_path / "fresh.db", allowed_dirs=(data_dir,))
     write_demo_set(data_dir / "votes.jsonl", per_domain=2)

@@ -3,16 +3,19 @@ stdio client, stdout carrying nothing but protocol messages, and streamable HTTP
 simultaneous tool calls on one store."""
 
 import json
+import os
 import select
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import typer
 from mcp.client.client import Client
@@ -139,15 +142,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def http_server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
-    """A server process on 127.0.0.1 over its own fitted store: (URL, store, log of its output)."""
-    root = tmp_path_factory.mktemp("http")
-    db, log, port = root / "demo.db", root / "stderr", free_port()
-    build_demo_store(db)
+@contextmanager
+def served(db: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """A server process over ``db`` with these extra arguments, until the block ends: its port."""
+    port = free_port()
     with log.open("w") as stderr:
-        command = [*SERVER, "--db", str(db), "--http", "--port", str(port)]
-        process = subprocess.Popen(command, stdout=stderr, stderr=stderr)  # uvicorn's access log is on stdout
+        command = [*SERVER, "--db", str(db), "--http", "--port", str(port), *args]
+        process = subprocess.Popen(command, stdout=stderr, stderr=stderr, env=env)  # uvicorn logs on stdout
         try:
             deadline = time.monotonic() + 30
             while process.poll() is None and time.monotonic() < deadline:
@@ -157,10 +158,50 @@ def http_server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
                 except OSError:
                     time.sleep(0.1)
             assert process.poll() is None, log.read_text()
-            yield f"http://127.0.0.1:{port}/mcp", db, log
+            yield port
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
+    """A server process on 127.0.0.1 over its own fitted store: (URL, store, log of its output)."""
+    root = tmp_path_factory.mktemp("http")
+    db, log = root / "demo.db", root / "stderr"
+    build_demo_store(db)
+    with served(db, log) as port:
+        yield f"http://127.0.0.1:{port}/mcp", db, log
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def test_off_the_loopback_a_bearer_token_is_required(tmp_path):
+    db = tmp_path / "s.db"
+    ConceptStore(db).close()
+    env = {k: v for k, v in os.environ.items() if k != "WHYPREF_MCP_TOKEN"}
+    refused = subprocess.run(
+        [*SERVER, "--db", str(db), "--http", "--host", "0.0.0.0"], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 2 and "WHYPREF_MCP_TOKEN" in refused.stderr
+    with served(db, tmp_path / "log", "--host", "0.0.0.0", env=env | {"WHYPREF_MCP_TOKEN": "s3cret"}) as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        accept = {"Accept": "application/json, text/event-stream"}
+
+        def post(**headers: str) -> httpx.Response:
+            return httpx.post(url, json=INITIALIZE, headers=accept | headers, timeout=10)
+
+        assert post().status_code == 401 and "bearer token" in post().text
+        assert post(Authorization="Bearer wrong").status_code == 401
+        assert post(Authorization="Bearer s3cret", Origin="http://evil.example").status_code == 403
+        ok = post(Authorization="Bearer s3cret", Host="whatever.example:80")
+        assert ok.status_code == 200 and "whypref" in ok.text
 
 
 @pytest.mark.anyio

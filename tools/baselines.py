@@ -1,7 +1,7 @@
 """The paper's ablations of HMDR (method.md, Stage 3) plus a flat L1 logistic regression.
 
 Every baseline is the HMDR solver with part of the structure fixed, so all of them share one
-optimiser, one loss scaling (per-domain mean losses summed over domains) and one interface:
+optimiser, one loss scaling (the mean log loss over all training rows) and one interface:
 ``fit(X, y, domains, shared_mask, domain_masks)``, ``predict(X, domains)`` and so on.
 """
 

@@ -354,11 +354,16 @@ def plot_global_lift(lift: GlobalLift, path: str | Path, top_k: int = 10, title:
     labels = ["all domains (shared)", "this domain (specific; faint: interval includes 0)"]
     figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     if title:
-        figure.suptitle(title, fontsize=11)
+        figure.suptitle(_plain(title), fontsize=11)
     figure.tight_layout(rect=(0, 0.04, 1, 0.97 if title else 1))
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path
+
+
+def _plain(text: str) -> str:
+    """Names as they are: a '$' would otherwise start matplotlib's mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _draw_domain(axis: Axes, entry: DomainLift) -> None:
@@ -374,8 +379,8 @@ def _draw_domain(axis: Axes, entry: DomainLift) -> None:
             axis.plot([c.low, c.high], [y, y], color="black", linewidth=1.0)
     axis.plot([c.lift for c in concepts], position, "o", color="black", markersize=3)
     axis.axvline(0.0, color="grey", linewidth=0.8)
-    axis.set_yticks(position, [c.concept for c in concepts], fontsize=8)
-    axis.set_title(f"{entry.domain} ({entry.n_pairs} pairs)", fontsize=10)
+    axis.set_yticks(position, [_plain(c.concept) for c in concepts], fontsize=8)
+    axis.set_title(_plain(f"{entry.domain} ({entry.n_pairs} pairs)"), fontsize=10)
     axis.set_xlabel("lift (probability points)")
     if not concepts:
         axis.text(0.5, 0.5, "no concept carries weight", ha="center", va="center", transform=axis.transAxes)

@@ -116,7 +116,8 @@ def _vocabulary(
         responses.update(b)
         separating.update(a ^ b)
     limit = config.max_share * 2 * len(sets_a)
-    kept = [p for p, n in separating.most_common() if n >= config.min_pairs and responses[p] <= limit and _nameable(p)]
+    kept = [p for p, n in separating.items() if n >= config.min_pairs and responses[p] <= limit and _nameable(p)]
+    kept.sort(key=lambda p: (-separating[p], p))  # set order varies with string hashing: sort fully
     return {p: j for j, p in enumerate(kept[: config.max_phrases])}
 
 

@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_NAME = 200  # characters in a name (domain, mechanism, concept)
+NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 
 
 class Verdict(StrEnum):

@@ -75,6 +75,7 @@ def agreement(
 def store_stats(
     store: ConceptStore, *, source: str | None = None, domain: str | None = None, reference: str = "human"
 ) -> StoreStats:
+    store.check_names(domains=[domain] if domain else [], source=source)
     rows = store.label_rows(source=source, domain=domain)
     pairs = list(store.pairs(source=source, domain=domain))
     kinds = {m.name: m.kind.value for m in store.mechanisms()}

@@ -477,6 +477,17 @@ class ConceptStore:
     def sources(self) -> list[str]:
         return [row["source"] for row in self.db.query("select distinct source from pairs order by source")]
 
+    def check_names(self, *, domains: Iterable[str] = (), source: str | None = None) -> None:
+        """StoreError naming any domain or source the store does not hold, with what it holds."""
+        for kind, known, asked in (
+            ("domain", self.domains(), domains),
+            ("source", self.sources(), [source] * bool(source)),
+        ):
+            unknown = [name for name in asked if name not in known]
+            if unknown:
+                listing = ", ".join(map(repr, known[:20])) + (" ..." if len(known) > 20 else "") or "none"
+                raise StoreError(f"no {kind} {', '.join(map(repr, unknown))} in {self.path} (it has: {listing})")
+
     # -- concepts and their values ------------------------------------------------------------
     def upsert_concepts(self, concepts: Iterable[Concept]) -> list[str]:
         rows = [

@@ -350,6 +350,8 @@ def model_concepts(store: ConceptStore, record: FittedModelRecord) -> list[Conce
 def safe_name(name: str) -> str:
     """A file-name-safe, bounded rendering of a name (mechanism, domain)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
-    if len(safe) > 60:  # file names have a length limit; keep them unique with a hash
-        safe = safe[:48] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    if len(safe.encode()) > 60:  # file names have a limit in bytes; keep them unique with a hash
+        while len(safe.encode()) > 48:
+            safe = safe[:-1]
+        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
     return safe

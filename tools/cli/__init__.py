@@ -7,10 +7,10 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from tools.cli import agent, applications, concepts, data, mcp, model
+from tools.cli.console import errors
 from tools.errors import WhyprefError
 
 app = typer.Typer(
@@ -25,8 +25,6 @@ concepts.register(app)
 mcp.register(app)
 applications.register(app)
 agent.register(app)
-
-_errors = Console(stderr=True)
 
 
 @app.callback()
@@ -47,6 +45,5 @@ def main() -> None:
     try:
         app()
     except WhyprefError as error:
-        # escape: messages quote names and commands with brackets (whypref[local], domain names)
-        _errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        errors.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True)
         sys.exit(1)

@@ -6,12 +6,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tools.cli.console import console
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.store import ConceptStore
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from agent.events import AgentEvent
     from agent.graph import AgentResult
 
-console = Console()
 agent_app = typer.Typer(
     help="The discovery agent: propose concepts from the model's errors, keep what raises held-out accuracy.",
     no_args_is_help=True,
@@ -101,7 +101,7 @@ class AgentDisplay:
 def _asker(display: AgentDisplay):
     def ask(payload: dict[str, Any]) -> bool:
         with display.paused():
-            console.print(f"[bold]Round {payload['iteration']}[/]: the agent proposes to drop or merge:")
+            console.print(f"Round {payload['iteration']}: the agent proposes to drop or merge:")
             for change in payload["changes"]:
                 into = f" into {change['into']}" if change.get("into") else ""
                 console.print(f"  {change['action']} {change['concept_id']}{into}: {change['reason']}", highlight=False)
@@ -112,7 +112,7 @@ def _asker(display: AgentDisplay):
 
 def _print_result(result: AgentResult) -> None:
     console.print(
-        f"Run [bold]{result.run_id}[/]: {result.status}"
+        f"Run {result.run_id}: {result.status}"
         + (f" ({result.stop_reason})" if result.stop_reason else "")
         + f"; {len(result.concepts)} concepts, held-out in-domain {_pct(result.in_domain)}%, "
         f"out-of-domain {_pct(result.ood)}%; {result.calls} LLM calls, {result.tokens:,} tokens.",
@@ -166,7 +166,7 @@ def run_command(
     run_id = run_id or new_run_id()
     with ConceptStore(db, create=False) as store, sqlite_checkpointer(db) as saver:
         llm = make_llm(store)
-        console.print(f"Agent run [bold]{run_id}[/] (resume with `whypref agent resume {run_id}`)")
+        console.print(f"Agent run {run_id} (resume with `whypref agent resume {run_id}`)")
         display = AgentDisplay()
         with display.live:
             result = start_run(store, llm, config, saver, run_id=run_id, on_event=display, approver=_asker(display))

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from tools.cli.concepts import DryRun, make_llm
+from tools.cli.console import console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
 from tools.errors import WhyprefError
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from tools.steering import SteeringReport
     from tools.tiebreak import TieBreakReport
 
-console = Console()
 JudgeOption = Annotated[str, typer.Option("--mechanism", "-m", help="The judge (a mechanism in the store).")]
 CoTOption = Annotated[bool, typer.Option("--cot", help="Ask for a short reasoning before the verdict.")]
 TopKOption = Annotated[int, typer.Option("--k", "-k", min=1, help="Concepts to consider.")]
@@ -67,7 +65,7 @@ def judge_command(
                 progress=progress,
             )
     console.print(
-        f"[green]Judged[/] {result.labelled} of {result.pairs} pairs as mechanism [bold]{result.mechanism}[/] "
+        f"Judged {result.labelled} of {result.pairs} pairs as mechanism {result.mechanism} "
         f"({result.missing} without a valid answer in both orders).",
         highlight=False,
     )
@@ -131,15 +129,15 @@ def differences_table(differences: MechanismDifferences) -> Table:
         f"penalties; only differences whose {100 * differences.confidence:.0f}% interval excludes 0"
     )
     for column in ("domain", "concept", first, second, "difference", "interval"):
-        table.add_column(escape(column), justify="left" if column in ("domain", "concept") else "right")
+        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
     for entry in differences.domains:
         label = f"{entry.domain} ({entry.n_pairs})"
         if not entry.concepts:
-            table.add_row(escape(label), "no difference shown", "", "", "", f"({entry.not_shown} compared)")
+            table.add_row(label, "no difference shown", "", "", "", f"({entry.not_shown} compared)")
         for i, c in enumerate(entry.concepts):
             table.add_row(
-                escape(label) if i == 0 else "",
-                escape(c.concept),
+                label if i == 0 else "",
+                c.concept,
                 f"{c.first:+.1f}",
                 f"{c.second:+.1f}",
                 f"{c.difference:+.1f}",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from tools.cli.console import console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
 from tools.concepts import Concept, ConceptKind, ConceptScope, Representation
@@ -19,7 +18,6 @@ from tools.store import ConceptStore
 if TYPE_CHECKING:
     from tools.llm import LLM
 
-console = Console()
 concepts_app = typer.Typer(help="List, show, edit, delete or add concepts by hand.", no_args_is_help=True)
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the calls and tokens it would spend, then stop.")]
 
@@ -31,8 +29,9 @@ def make_llm(store: ConceptStore) -> LLM:
     settings = Settings()
     if settings.base_url is None:
         console.print(
-            "[yellow]Using the embedded local model (Qwen2.5-Coder 1.5B): demo-grade, a weak annotator. "
-            "For real analyses set WHYPREF_BASE_URL / WHYPREF_MODEL / WHYPREF_API_KEY.[/]"
+            "Using the embedded local model (Qwen2.5-Coder 1.5B): demo-grade, a weak annotator. "
+            "For real analyses set WHYPREF_BASE_URL / WHYPREF_MODEL / WHYPREF_API_KEY.",
+            style="yellow",
         )
     with console.status("Starting the LLM..."):
         return LLM.from_settings(settings, store)
@@ -167,6 +166,7 @@ def add_command(
 ) -> None:
     """Add a concept by hand (annotate afterwards to give it values)."""
     with ConceptStore(db, create=False) as store:
+        store.check_names(domains=domain)
         scope = ConceptScope.DOMAIN if domain else ConceptScope.SHARED
         added = store.add_concept(
             Concept(
@@ -178,7 +178,7 @@ def add_command(
                 provenance={"added_by": "hand"},
             )
         )
-    console.print(f"Added concept {added!r}.")
+    console.print(f"Added concept {name.strip()!r} (id {added}).")
 
 
 @concepts_app.command("edit")
@@ -192,6 +192,7 @@ def edit_command(
     """Change a concept's definition or scope (its values stay; re-annotate if the meaning changed)."""
     with ConceptStore(db, create=False) as store:
         c = _get(store, concept)
+        store.check_names(domains=domain)
         update: dict = {}
         if definition is not None:
             update["definition"] = definition
@@ -233,14 +234,12 @@ def mine_command(
             result = mine_store(
                 store, mechanism, config=MiningConfig(max_patterns=max_patterns), llm=llm, source=source
             )
-    table = Table(
-        title=f"{len(result.patterns)} significant phrases in {result.pairs} non-tie pairs of {escape(mechanism)}"
-    )
+    table = Table(title=f"{len(result.patterns)} significant phrases in {result.pairs} non-tie pairs of {mechanism}")
     for column in ("phrase", "preferred when in one only", "pairs", "z", "family-wise p", "weight"):
         table.add_column(column, justify="left" if column == "phrase" else "right")
     for p in result.patterns:
         table.add_row(
-            escape(p.phrase),
+            p.phrase,
             f"{100 * p.agreement:.0f}%",
             str(p.pairs),
             f"{p.z:+.1f}",
@@ -249,7 +248,7 @@ def mine_command(
         )
     console.print(table)
     console.print(
-        f"Added {len(result.concepts)} candidate concepts (named by {escape(result.named_by)}). They were chosen on "
+        f"Added {len(result.concepts)} candidate concepts (named by {result.named_by}). They were chosen on "
         "these pairs: a model evaluated on them is optimistic. `whypref agent run` mines on its training split "
         "and keeps only what helps held-out accuracy.",
         highlight=False,

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tools.cli.console import console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.errors import InputError
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, detect_format, import_file
@@ -18,8 +18,6 @@ from tools.importers.native import write_native
 from tools.pairs import MechanismKind
 from tools.stats import StoreStats, store_stats
 from tools.store import ConceptStore, ImportSummary
-
-console = Console()
 
 
 def _percent(value: float | None) -> str:
@@ -89,7 +87,7 @@ def import_command(
         ConceptStore(db) as store,
         Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TextColumn("{task.completed} records"),
             TimeElapsedColumn(),
@@ -104,7 +102,7 @@ def import_command(
 
 def _print_summary(summary: ImportSummary, path: Path, db: Path) -> None:
     console.print(
-        f"[green]Imported[/] {summary.pairs} pairs ({summary.new_pairs} new), {summary.labels} labels "
+        f"Imported {summary.pairs} pairs ({summary.new_pairs} new), {summary.labels} labels "
         f"from {path} into {db}\n  domains ({len(summary.domains)}): {', '.join(summary.domains)}\n"
         f"  mechanisms: {', '.join(summary.mechanisms)}",
         highlight=False,
@@ -129,7 +127,7 @@ def stats_command(
 
 def _print_stats(stats: StoreStats) -> None:
     sources = ", ".join(f"{s} ({n})" for s, n in stats.sources.items())
-    console.print(f"[bold]{stats.pairs} pairs[/] from {sources or 'nothing yet'}", highlight=False)
+    console.print(f"{stats.pairs} pairs from {sources or 'nothing yet'}", highlight=False)
     mechanisms = [m.mechanism for m in stats.mechanisms]
     counts = Table(title="Labels per domain x mechanism")
     counts.add_column("domain")
@@ -218,7 +216,7 @@ def export_command(
                 out,
             )
             count = len(items)
-    console.print(f"[green]Exported[/] {count} pairs to {out} ({fmt})", highlight=False)
+    console.print(f"Exported {count} pairs to {out} ({fmt})", highlight=False)
 
 
 def demo_command(
@@ -238,7 +236,7 @@ def demo_command(
         report = run_demo(workdir, per_domain, None if measured_only else make_llm, progress)
     console.print(report.summary, highlight=False)
     if report.usage is not None:
-        console.print(f"[bold]Cost:[/] {report.usage} on {report.model_id}", highlight=False)
+        console.print(f"Cost: {report.usage} on {report.model_id}", highlight=False)
     console.print(
         f"Report: {report.report_dir}/report.md (charts and JSON beside it); store: {report.db}", highlight=False
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -33,9 +34,13 @@ def mcp_command(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP (endpoint /mcp) instead of stdio.")] = False,
     host: Annotated[str, typer.Option(help="HTTP: the address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP: the port.")] = 8000,
+    allow_origin: Annotated[
+        list[str], typer.Option(help="HTTP off the loopback: a browser Origin to accept (repeatable).")
+    ] = [],  # noqa: B006
 ) -> None:
     """Serve the store over MCP: stdio for IDE hosts (Claude Desktop, VS Code...), or --http."""
     # Imported here: the MCP SDK (and the LLM client the workspace holds) load only for this command.
+    from mcp_server.http_auth import LOOPBACK, TOKEN_VARIABLE
     from mcp_server.server import serve
     from mcp_server.workspace import Workspace
 
@@ -46,7 +51,14 @@ def mcp_command(
         Workspace(settings).prepare()  # checked before serving: a bad store is a usage error, not a traceback
     except WhyprefError as error:
         raise typer.BadParameter(str(error), param_hint="--db") from error
-    serve(settings, "http" if http else "stdio", host, port)
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if http and host not in LOOPBACK and token is None:
+        raise typer.BadParameter(
+            f"serving on {host} lets anyone who reaches it read and change the store: set {TOKEN_VARIABLE} "
+            "to a secret; clients then send `Authorization: Bearer <it>`",
+            param_hint="--host",
+        )
+    serve(settings, "http" if http else "stdio", host, port, token, tuple(allow_origin))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from tools.cli.console import console
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.importers.values import import_values
 from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from tools.model_selection import Evaluation
     from tools.workflows import GlobalExplanation
 
-console = Console()
 
 MechanismOption = Annotated[str, typer.Option("--mechanism", "-m", help="Whose preferences to explain.")]
 AnnotatorOption = Annotated[
@@ -73,9 +71,9 @@ def print_evaluation(evaluation: Evaluation, title: str) -> None:
     )
     for row in evaluation.rows:
         if row.explains_more_than_length is not None:
-            console.print(escape(evaluation.verdict(row.model)), style="bold")
+            console.print(evaluation.verdict(row.model), style="bold")
     for note in evaluation.notes:
-        console.print(f"note: {escape(note)}", highlight=False)
+        console.print(f"note: {note}", highlight=False)
 
 
 def fit_command(
@@ -97,7 +95,7 @@ def fit_command(
         return
     penalties = ", ".join(f"{k} {v:.3g}" for k, v in report.params.items())
     console.print(
-        f"{escape(model)} on {escape(mechanism)}: {report.pairs} non-tie pairs ({report.ties_left_out} ties left out), "
+        f"{model} on {mechanism}: {report.pairs} non-tie pairs ({report.ties_left_out} ties left out), "
         f"{report.concepts} concepts, {len(report.domains)} domains; penalties {penalties} (grouped 5-fold CV, "
         f"log loss {report.cv.log_loss:.3f}).",
         highlight=False,
@@ -105,13 +103,13 @@ def fit_command(
     if report.evaluation is not None:
         print_evaluation(report.evaluation, f"{mechanism}: held-out accuracy, in-domain (nested CV)")
     else:
-        console.print(f"note: {escape(report.evaluation_note or '')}", highlight=False)
+        console.print(f"note: {report.evaluation_note or ''}", highlight=False)
     shown = report.evaluation.notes if report.evaluation is not None else []
     for note in report.notes:
         if note not in shown:
-            console.print(f"note: {escape(note)}", highlight=False)
+            console.print(f"note: {note}", highlight=False)
     console.print(
-        f"Model [bold]{report.model_id}[/] stored. Next: whypref explain -m {escape(mechanism)} --db {escape(str(db))}",
+        f"Model {report.model_id} stored. Next: whypref explain -m {mechanism} --db {str(db)}",
         highlight=False,
     )
 
@@ -160,9 +158,7 @@ def evaluate_command(
         for row in evaluation.rows:
             table.add_column(row.model, justify="right")
         for d in sorted({d for row in evaluation.rows for d in row.per_domain}):
-            table.add_row(
-                escape(d), *(f"{row.per_domain[d]:.1f}" if d in row.per_domain else "" for row in evaluation.rows)
-            )
+            table.add_row(d, *(f"{row.per_domain[d]:.1f}" if d in row.per_domain else "" for row in evaluation.rows))
         console.print(table)
 
 
@@ -200,13 +196,13 @@ def explain_command(
                 typer.echo(local.model_dump_json(indent=1))
                 return
             table = Table(
-                title=f"Pair {escape(pair)} ({escape(local.domain)}): P(A preferred) = {local.p_a:.2f}, "
+                title=f"Pair {pair} ({local.domain}): P(A preferred) = {local.p_a:.2f}, "
                 f"P(B preferred) = {local.p_b:.2f}; label {local.label}"
             )
             for column in ("concept", "value (A - B)", "lift on P(A), pp"):
                 table.add_column(column, justify="left" if column == "concept" else "right")
             for c in local.concepts[:top]:
-                table.add_row(escape(c.concept), f"{c.value:+.2f}", f"{c.lift:+.1f}")
+                table.add_row(c.concept, f"{c.value:+.2f}", f"{c.lift:+.1f}")
             console.print(table)
             if not local.concepts:
                 console.print("No concept moved the prediction on this pair (no difference, or no weight).")
@@ -219,13 +215,13 @@ def explain_command(
         typer.echo(explanation.model_dump_json(indent=1, exclude={"png", "json_path"}))
         return
     _print_explanation(explanation, detail or len(explanation.domains) == 1)
-    console.print(f"Chart: {escape(str(explanation.png))}\nData: {escape(str(explanation.json_path))}", highlight=False)
+    console.print(f"Chart: {str(explanation.png)}\nData: {str(explanation.json_path)}", highlight=False)
 
 
 def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
     title = f"What {explanation.mechanism} rewards: lift in probability points"
     if explanation.accuracy:
-        console.print(escape(f"{explanation.mechanism}: {explanation.accuracy}"), highlight=False)
+        console.print(f"{explanation.mechanism}: {explanation.accuracy}", highlight=False)
     if detail:
         for entry in explanation.domains:
             table = Table(title=f"{title}, {entry.domain} ({entry.n_pairs} pairs)")
@@ -235,24 +231,24 @@ def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
             for column in columns:
                 table.add_column(column, justify="left" if column == "concept" else "right")
             for c in entry.concepts:
-                cells = [escape(c.concept), _points(c.lift), _points(c.shared), _points(c.specific)]
+                cells = [c.concept, _points(c.lift), _points(c.shared), _points(c.specific)]
                 if explanation.n_bootstrap and c.low is not None and c.high is not None:
                     own = "yes" if c.domain_effect else "not shown"
                     cells += [f"{_points(c.low)} .. {_points(c.high)}", f"{100 * (c.selected or 0):.0f}%", own]
                 table.add_row(*cells)
             console.print(table)
             for note in entry.notes:
-                console.print(f"note: {escape(entry.domain)}: {escape(note)}", highlight=False)
+                console.print(f"note: {entry.domain}: {note}", highlight=False)
     else:
         table = Table(title=title + " (rows: concepts; columns: domains)")
         table.add_column("concept")
         for entry in explanation.domains:
-            table.add_column(f"{escape(entry.domain)}\n({entry.n_pairs})", justify="right")
+            table.add_column(f"{entry.domain}\n({entry.n_pairs})", justify="right")
         names = list(dict.fromkeys(c.concept for entry in explanation.domains for c in entry.concepts))
         by_cell = {(entry.domain, c.concept): c for entry in explanation.domains for c in entry.concepts}
         for name in names:
             table.add_row(
-                escape(name),
+                name,
                 *(
                     _lift_cell(by_cell[(e.domain, name)]) if (e.domain, name) in by_cell else ""
                     for e in explanation.domains
@@ -261,7 +257,7 @@ def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
         console.print(table)
         notes = [f"{e.domain}: {n}" for e in explanation.domains for n in e.notes]
         for note in notes:
-            console.print(f"note: {escape(note)}", highlight=False)
+            console.print(f"note: {note}", highlight=False)
     if explanation.n_bootstrap:
         console.print(
             f"Intervals from {explanation.n_bootstrap} bootstrap refits (query groups resampled within domains)"

@@ -33,7 +33,7 @@ def stage_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
         return
     with Progress(
         SpinnerColumn(),
-        TextColumn("{task.description:<14}"),
+        TextColumn("{task.description:<14}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -89,7 +89,7 @@ def print_estimate(console: Console, estimates: dict[str, Estimate], note: str =
 
 
 def print_cost(console: Console, usage: Usage, model_id: str) -> None:
-    console.print(f"[bold]Cost:[/] {usage.line()} on {model_id}", highlight=False)
+    console.print(f"Cost: {usage.line()} on {model_id}", highlight=False)
 
 
 def _plain_lines(console: Console) -> Callable[[str, int, int], None]:

@@ -17,7 +17,7 @@ from tools.importers.base import ColumnMapping, Format, ImportOptions
 from tools.importers.datasets import read_alpaca_eval, read_autoj, read_llmbar, read_llmeval2, read_pandalm
 from tools.importers.generic import read_csv, read_json, read_jsonl
 from tools.importers.icai import read_icai, read_icai_principles
-from tools.importers.native import read_native
+from tools.importers.native import looks_native, read_native
 from tools.pairs import LabeledPair, Mechanism, MechanismKind
 from tools.store import ConceptStore, ImportSummary
 
@@ -68,7 +68,8 @@ def detect_format(path: Path) -> str:
         return "alpaca-eval"
     suffix = "".join(path.suffixes[-2:-1]) if path.suffix == ".gz" else path.suffix
     if suffix in _BY_SUFFIX:
-        return _BY_SUFFIX[suffix]
+        fmt = _BY_SUFFIX[suffix]
+        return "whypref" if fmt == "jsonl" and looks_native(path) else fmt
     raise InputError(f"cannot tell the format from the name; pass --format ({', '.join(FORMATS)})", file=path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tools.errors import InputError
 from tools.importers.base import ImportOptions, LabelSpec, PairBuilder, parse_verdict
-from tools.importers.reading import Record, json_array_records, jsonl_records, read_text
+from tools.importers.reading import Record, allowed, json_array_records, jsonl_records, read_text
 from tools.pairs import LabeledPair, Verdict
 
 
@@ -175,7 +175,7 @@ def _llmbar_categories(dataset: Path, options: ImportOptions) -> dict[str, str] 
         if options.questions
         else [ancestor / "mtbench_questions" / name for ancestor in dataset.parents]
     )
-    found = next((c for c in candidates if c.exists()), None)
+    found = next((c for c in candidates if c.exists() and allowed(c)), None)
     if found is None:
         raise InputError(f"{name} (question categories) not found; pass it with --questions", file=dataset)
     return {_first_turn(r): r.text("category") for r in jsonl_records(found)}

@@ -37,9 +37,35 @@ def _document(path: Path) -> dict[str, Any]:
     doc = json_document(path)
     if not isinstance(doc, dict) or not {"annotators", "comparisons"} <= doc.keys():
         raise InputError("not an annotated-pairs document (needs 'annotators' and 'comparisons')", file=path)
-    version = str(doc.get("metadata", {}).get("version", "1.0"))
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"expected an object, found {type(metadata).__name__}", file=path, field="metadata")
+    version = str(metadata.get("version", "1.0"))
     if version.split(".")[0] != "2":
         raise InputError(f"annotated-pairs version {version}; whypref reads version 2.x", file=path, field="version")
+    annotators = doc["annotators"]
+    if not isinstance(annotators, dict) or not all(isinstance(a, dict) for a in annotators.values()):
+        raise InputError("expected an object of annotator objects", file=path, field="annotators")
+    for annotator_id, info in annotators.items():
+        for key in ("name", "description", "type"):
+            if info.get(key) is not None and not isinstance(info[key], str):
+                raise InputError(f"annotator {annotator_id!r}: expected text", file=path, field=key)
+    if not isinstance(doc["comparisons"], list):
+        raise InputError("expected a list of comparisons", file=path, field="comparisons")
+    for index, comparison in enumerate(doc["comparisons"], start=1):
+        record = Record(path, index, comparison if isinstance(comparison, dict) else {})
+        if not isinstance(comparison, dict):
+            raise record.error(f"comparison {index}: expected an object, found {type(comparison).__name__}")
+        for field in ("annotations", "metadata"):
+            value = comparison.get(field)
+            if value is not None and not isinstance(value, dict):
+                raise record.error(f"comparison {index}: expected an object, found {type(value).__name__}", field)
+        for annotator_id, annotation in (comparison.get("annotations") or {}).items():
+            if annotation is not None and not isinstance(annotation, dict):
+                raise record.error(f"comparison {index}: annotation of {annotator_id!r} is not an object", "annotations")
+        prompt = comparison.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise record.error(f"comparison {index}: expected text", "prompt")
     return doc
 
 

@@ -29,9 +29,21 @@ def read_native(path: Path, options: ImportOptions) -> Iterator[LabeledPair]:
         yield item
 
 
+# Line separators JSON allows raw inside strings but line-splitting readers break lines on.
+_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
+
+
 def write_native(items: Iterable[LabeledPair], out: IO[str]) -> int:
     count = 0
     for item in items:
-        out.write(json.dumps(item.model_dump(mode="json", exclude_none=True), ensure_ascii=False) + "\n")
+        line = json.dumps(item.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+        out.write(line.translate(_SEPARATORS) + "\n")  # outside strings JSON holds none of them
         count += 1
     return count
+
+
+def looks_native(path: Path) -> bool:
+    """Whether a JSON Lines file's first record has the shape ``export --format jsonl`` writes."""
+    for record in jsonl_records(path):
+        return isinstance(record.data.get("pair"), dict) and "labels" in record.data
+    return False

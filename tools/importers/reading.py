@@ -6,7 +6,10 @@ import csv
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,36 @@ from pydantic import ValidationError
 
 from tools.errors import InputError
 
+_CONFINEMENT: ContextVar[tuple[Path, ...] | None] = ContextVar("confinement", default=None)
+
+
+@contextmanager
+def confined_to(roots: tuple[Path, ...]) -> Iterator[None]:
+    """Every file read in this context must lie inside ``roots`` (resolved directories)."""
+    token = _CONFINEMENT.set(roots)
+    try:
+        yield
+    finally:
+        _CONFINEMENT.reset(token)
+
+
+def allowed(path: Path) -> bool:
+    """Whether the current confinement (if any) lets ``path`` be read."""
+    roots = _CONFINEMENT.get()
+    return roots is None or any(path.resolve().is_relative_to(root) for root in roots)
+
+
+def _read_confined(path: Path) -> bytes:
+    """The file's bytes. Under a confinement the *opened* file is checked, not the name: the name
+    may be swapped for a symlink between a check and the open."""
+    with open(path, "rb") as handle:
+        if _CONFINEMENT.get() is not None:
+            real = path.resolve()
+            opened, named = os.fstat(handle.fileno()), os.stat(real)
+            if not allowed(real) or (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+                raise InputError("outside the allowed directories", file=path)
+        return handle.read()
+
 
 def read_text(path: Path) -> str:
     """The file's text as UTF-8 (gzip-transparent); a missing file or a non-UTF-8 byte is an InputError."""
@@ -22,15 +55,15 @@ def read_text(path: Path) -> str:
         raise InputError("file does not exist", file=path)
     if path.is_dir():
         raise InputError("is a directory; this format reads one file", file=path)
-    raw = path.read_bytes()
+    raw = _read_confined(path)
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        field = _field_holding_bad_byte(raw.splitlines()[line - 1]) if raw.splitlines() else None
+        field = _field_holding_bad_byte(raw.split(b"\n")[line - 1])
         raise InputError(
             f"byte 0x{raw[error.start]:02x} at column {column} is not valid UTF-8 (re-save the file as UTF-8)",
             file=path,
@@ -86,15 +119,26 @@ class Record:
         return value
 
 
+TOO_DEEP = "JSON nested too deeply (thousands of levels): not a preference record"
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSON Lines text: split on newlines only (str.splitlines would also split on U+2028,
+    U+2029, U+0085..., which JSON allows unescaped inside strings)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def jsonl_records(path: Path) -> Iterator[Record]:
     """One record per non-blank line of a JSON Lines file."""
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(jsonl_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"malformed JSON ({error.msg} at column {error.colno})", file=path, line=number) from None
+        except RecursionError:
+            raise InputError(TOO_DEEP, file=path, line=number) from None
         if not isinstance(data, dict):
             raise InputError(f"expected a JSON object, found {type(data).__name__}", file=path, line=number)
         yield Record(path, number, data)
@@ -104,6 +148,8 @@ def json_document(path: Path) -> Any:
     """A whole JSON file, parsed."""
     try:
         return json.loads(read_text(path))
+    except RecursionError:
+        raise InputError(TOO_DEEP, file=path) from None
     except json.JSONDecodeError as error:
         raise InputError(
             f"malformed JSON ({error.msg} at column {error.colno})", file=path, line=error.lineno
@@ -118,20 +164,29 @@ def json_array_records(path: Path, text: str | None = None) -> Iterator[Record]:
     if position >= len(text) or text[position] != "[":
         raise InputError("expected a JSON array of records (or use --format jsonl)", file=path, line=1)
     position = _skip_space(text, position + 1)
+    line, counted = 1, 0  # lines counted incrementally: recounting from the start is quadratic
+
+    def line_at(at: int) -> int:
+        nonlocal line, counted
+        line, counted = line + text.count("\n", counted, at), at
+        return line
+
     while position < len(text) and text[position] != "]":
-        line = text.count("\n", 0, position) + 1
+        start = line_at(position)
         try:
             data, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise InputError(f"malformed JSON ({error.msg})", file=path, line=error.lineno) from None
+        except RecursionError:
+            raise InputError(TOO_DEEP, file=path, line=start) from None
         if not isinstance(data, dict):
-            raise InputError(f"expected a JSON object, found {type(data).__name__}", file=path, line=line)
-        yield Record(path, line, data)
+            raise InputError(f"expected a JSON object, found {type(data).__name__}", file=path, line=start)
+        yield Record(path, start, data)
         position = _skip_space(text, position)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)
         elif position < len(text) and text[position] != "]":
-            raise InputError("malformed JSON (expected ',' or ']')", file=path, line=text.count("\n", 0, position) + 1)
+            raise InputError("malformed JSON (expected ',' or ']')", file=path, line=line_at(position))
     if position >= len(text):
         raise InputError("malformed JSON (the array is not closed)", file=path, line=text.count("\n") + 1)
 
@@ -142,9 +197,13 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
+_MAX_CELL = 64 * 1024 * 1024
+
+
 def csv_records(path: Path) -> Iterator[Record]:
     """One record per CSV row (header row first), each with the line the row starts on."""
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    csv.field_size_limit(_MAX_CELL)  # the default, 131,072 characters, is shorter than many responses
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), strict=True)
     if not reader.fieldnames:
         raise InputError("empty CSV file (expected a header row)", file=path, line=1)
     start = reader.line_num + 1
@@ -155,7 +214,11 @@ def csv_records(path: Path) -> Iterator[Record]:
             yield Record(path, start, {k: v for k, v in row.items() if v is not None})
             start = reader.line_num + 1
     except csv.Error as error:
-        raise InputError(f"malformed CSV ({error})", file=path, line=reader.line_num) from None
+        problem = str(error)
+        if problem == "unexpected end of data":  # a quote opened and never closed swallows the rest
+            problem = f"a quoted value starting on line {start} is never closed"
+            raise InputError(f"malformed CSV ({problem})", file=path, line=start) from None
+        raise InputError(f"malformed CSV ({problem})", file=path, line=reader.line_num) from None
 
 
 def validation_problem(error: ValidationError, names: dict[str, str] | None = None) -> tuple[str, str | None]:
