@@ -62,7 +62,9 @@ def _document(path: Path) -> dict[str, Any]:
                 raise record.error(f"comparison {index}: expected an object, found {type(value).__name__}", field)
         for annotator_id, annotation in (comparison.get("annotations") or {}).items():
             if annotation is not None and not isinstance(annotation, dict):
-                raise record.error(f"comparison {index}: annotation of {annotator_id!r} is not an object", "annotations")
+                raise record.error(
+                    f"comparison {index}: annotation of {annotator_id!r} is not an object", "annotations"
+                )
         prompt = comparison.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise record.error(f"comparison {index}: expected text", "prompt")
