@@ -7,10 +7,12 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+import tools.annotation
 from mcp_server.paths import AllowedDirectories
+from tools.annotation import Annotation, AnnotationConfig
 from tools.cli import app
 from tools.concepts import Concept
-from tools.errors import InputError
+from tools.errors import InputError, StoreError
 from tools.importers import ImportOptions, detect_format, import_file, read_file
 from tools.importers.native import write_native
 from tools.importers.reading import confined_to
@@ -256,3 +258,32 @@ def test_deeply_nested_json_is_refused_with_a_message(store, tmp_path, fmt):
     path.write_text(deep + "\n" if fmt == "jsonl" else "[" + deep + "]" if fmt == "json" else deep)
     with pytest.raises(InputError, match="nested too deeply"):
         import_file(store, path, fmt)
+
+
+def test_a_busy_store_is_a_clear_message_and_measuring_does_not_hold_it(store, tmp_path, monkeypatch):
+    path = tmp_path / "p.jsonl"
+    rows = [
+        {"query": f"q{i}", "response_a": "a " * (i + 1), "response_b": "b", "winner": "a", "domain": "d"}
+        for i in range(5)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import_file(store, path)
+    pairs = list(store.pairs())
+    other = ConceptStore(store.path, busy_timeout=0.2)
+    writable_while_measuring = []
+    real = tools.annotation.measure_pairs
+
+    def measuring(chunk):
+        other.put_values([])  # another command writes while values are computed: no wait, no error
+        writable_while_measuring.append(len(chunk))
+        return real(chunk)
+
+    monkeypatch.setattr(tools.annotation, "measure_pairs", measuring)
+    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
+    assert writable_while_measuring == [5]
+    before = other.content_digest()
+    # A long write by this command makes the other one give up, clearly.
+    with store.atomic(), pytest.raises(StoreError, match="is busy: another command has been writing"):
+        other.upsert_concepts([Concept(name="Brevity")])
+    assert other.content_digest() == before
+    other.close()

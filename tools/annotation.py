@@ -88,6 +88,9 @@ SCORE = Task("score", "score", "Scores", tuple(range(8)), _each)  # 1-7, 0: not 
 PROBE_STAGE, PROBE_OPTIONS = "probe", ("yes", "no")
 
 
+MEASURE_CHUNK = 2000  # pairs measured, then written in one transaction
+
+
 class AnnotationConfig(BaseModel):
     """How pairs are annotated. ``relevance`` defaults to on with Comp/Score-rep and off with Prob-rep
     (an irrelevant concept's probabilities are about equal for both responses, so its value is near 0)."""
@@ -164,7 +167,10 @@ class Annotation:
     def measure(self, pairs: Sequence[Pair]) -> int:
         """Measured and mined concepts for every pair (cheap: always recomputed, upserts keep it idempotent).
         Measured concepts an earlier whypref defined and this one does not are removed with their values
-        (code computed them; they would otherwise sit beside the current ones as stale columns)."""
+        (code computed them; they would otherwise sit beside the current ones as stale columns).
+
+        Values are computed outside any transaction and written a chunk of pairs at a time, so other
+        commands wait for the store seconds, not the minutes measuring a large set takes."""
         current = measured_concepts()
         names = {c.id for c in current}
         with self.store.atomic():
@@ -172,8 +178,13 @@ class Annotation:
                 if stale.id not in names:
                     self.store.delete_concept(stale.id)
             self.store.upsert_concepts(current)
-            written = self.store.put_values(measure_pairs(pairs))
-            return written + self.store.put_values(pattern_values(pairs, self.store.concepts(kind=ConceptKind.MINED)))
+        mined = self.store.concepts(kind=ConceptKind.MINED)
+        written = 0
+        for start in range(0, len(pairs), MEASURE_CHUNK):
+            chunk = pairs[start : start + MEASURE_CHUNK]
+            values = measure_pairs(chunk) + pattern_values(chunk, mined)
+            written += self.store.put_values(values)
+        return written
 
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
         """Each pair with the applicable concepts it has no value for yet (from this annotator)."""

@@ -224,13 +224,13 @@ class CachedCall(BaseModel):
 class ConceptStore:
     """A whypref store in one SQLite file. Open with ``ConceptStore(path)``; use as a context manager."""
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str, *, create: bool = True, busy_timeout: float = _BUSY_TIMEOUT) -> None:
+        self.path, self.busy_timeout = Path(path), busy_timeout
         if not create and not self.path.exists():
             raise StoreError(f"{self.path}: no such store (import data first, e.g. `whypref import`)")
         try:
             # check_same_thread=False: the MCP server's worker threads share a store behind its lock
-            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=_BUSY_TIMEOUT)
+            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=busy_timeout)
             self.db = sqlite_utils.Database(connection)
             self.db.execute("PRAGMA foreign_keys = ON;")
             self.db.enable_wal()
@@ -286,7 +286,15 @@ class ConceptStore:
             with self.db.atomic():
                 yield
             return
-        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            raise StoreError(
+                f"{self.path} is busy: another command has been writing to it for over {self.busy_timeout:g} s; "
+                "nothing was written; run this again when it has finished"
+            ) from error
         try:
             with self.db.atomic():
                 yield
