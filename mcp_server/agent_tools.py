@@ -19,6 +19,7 @@ from agent.events import AgentEvent
 from agent.graph import AgentResult, resume_run, sqlite_checkpointer, start_run
 from mcp_server.arguments import DomainName, MechanismName, SourceName
 from mcp_server.errors import readable_errors
+from mcp_server.limits import heavy
 from mcp_server.workspace import workspace_of
 
 _LLM_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
@@ -58,6 +59,7 @@ class AgentProgress:
 
 def register(server: MCPServer[Any]) -> None:
     @server.tool(annotations=_LLM_WORK)
+    @heavy
     @readable_errors(ToolError)
     def run_agent(
         ctx: Context,

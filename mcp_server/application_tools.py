@@ -14,6 +14,7 @@ from pydantic import Field
 from mcp_server.arguments import DomainName, MechanismName, ModelId
 from mcp_server.catalog import check_mechanisms
 from mcp_server.errors import readable_errors
+from mcp_server.limits import heavy
 from mcp_server.progress import ProgressRelay
 from mcp_server.settings import ServerSettings
 from mcp_server.workspace import workspace_of
@@ -24,6 +25,7 @@ _STEERS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 
 def register(server: MCPServer[Any], settings: ServerSettings) -> None:
     @server.tool(annotations=_STEERS)
+    @heavy
     @readable_errors(ToolError)
     def steer(
         ctx: Context,

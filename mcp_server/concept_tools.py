@@ -15,6 +15,7 @@ from pydantic import Field
 from mcp_server.arguments import DomainName, MechanismName, SourceName
 from mcp_server.catalog import concept_detail, concept_list
 from mcp_server.errors import readable_errors
+from mcp_server.limits import heavy
 from mcp_server.progress import ProgressRelay
 from mcp_server.results import AnnotateOutcome, ConceptDetail, ConceptList, DiscoverOutcome, LLMUse
 from mcp_server.workspace import workspace_of
@@ -80,6 +81,7 @@ def register(server: MCPServer[Any]) -> None:
         return detail
 
     @server.tool(annotations=_LLM_WORK)
+    @heavy
     @readable_errors(ToolError)
     def discover(
         ctx: Context,
@@ -103,6 +105,7 @@ def register(server: MCPServer[Any]) -> None:
         return DiscoverOutcome(result=result, estimate=None, llm=_use(llm))
 
     @server.tool(annotations=_LLM_WORK)
+    @heavy
     @readable_errors(ToolError)
     def annotate(
         ctx: Context,

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from mcp_server.arguments import DomainName, MechanismName
 from mcp_server.errors import readable_errors
+from mcp_server.limits import heavy
 from mcp_server.progress import ProgressRelay
 from mcp_server.workspace import workspace_of
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, import_file
@@ -24,6 +25,7 @@ FormatName = Literal[tuple(FORMATS)]  # type: ignore[valid-type]  # built from F
 
 def register(server: MCPServer[Any]) -> None:
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    @heavy
     @readable_errors(ToolError)
     def import_pairs(
         ctx: Context,

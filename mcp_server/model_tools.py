@@ -16,6 +16,7 @@ from mcp_server.arguments import AnnotatorName, DomainName, MechanismName, Model
 from mcp_server.catalog import check_mechanisms, mechanism_names
 from mcp_server.errors import readable_errors
 from mcp_server.inline import InlinePair, explain_inline, inline_pair_model
+from mcp_server.limits import heavy
 from mcp_server.results import (
     EvaluationResult,
     ExplainResult,
@@ -60,6 +61,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
     ]
 
     @server.tool(annotations=_WRITES)
+    @heavy
     @readable_errors(ToolError)
     def fit(
         ctx: Context,
@@ -96,12 +98,13 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
             return FitResult(fit=report, out_of_domain=ood)
 
     @server.tool(annotations=_READS)
+    @heavy
     @readable_errors(ToolError)
     def evaluate(
         ctx: Context,
         mechanism: MechanismName = "human",
         protocol: Annotated[
-            Protocol, Field(description="in-domain: repeated random splits; ood: leave one domain out.")
+            Protocol, Field(description="in-domain: 5-fold CV grouped by query; ood: leave one domain out.")
         ] = "in-domain",
         models: Annotated[
             tuple[ModelName, ...], Field(min_length=1, max_length=5, description="Models to compare.")
@@ -132,6 +135,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         return EvaluationResult(mechanism=mechanism, evaluation=evaluation)
 
     @server.tool(annotations=_WRITES)
+    @heavy
     @readable_errors(ToolError)
     def explain(
         ctx: Context,
@@ -180,6 +184,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         return ExplainResult(scope="pair", pair=top)
 
     @server.tool(annotations=_READS)
+    @heavy
     @readable_errors(ToolError)
     def predict(
         ctx: Context,
@@ -206,6 +211,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         )
 
     @server.tool(annotations=_READS)
+    @heavy
     @readable_errors(ToolError)
     def compare_mechanisms(
         ctx: Context,

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
@@ -14,6 +15,7 @@ from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.annotation import Annotation, AnnotationConfig
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs, write_demo_set
+from tools.errors import WhyprefError
 from tools.measured import MEASURES
 from tools.stats import store_stats
 from tools.store import ConceptStore
@@ -448,3 +450,34 @@ async def test_a_bug_is_a_tool_error_with_its_details_kept_on_the_server(setting
         assert crashed.is_error and crashed.content[0].text == "Error executing tool explain"  # type: ignore[union-attr]
         still_serving = await client.call_tool("list_concepts", {})
         assert not still_serving.is_error and len(still_serving.structured_content["concepts"]) == len(MEASURES)
+
+
+async def test_reads_answer_while_a_burst_of_long_calls_waits(settings, monkeypatch):
+    """45 fits block (more than anyio's 40 shared worker threads); listing concepts and reading a
+    resource still answer at once, and the fits finish once released."""
+    import threading
+
+    import mcp_server.model_tools
+
+    release = threading.Event()
+
+    def slow_fit(*args, **kwargs):
+        assert release.wait(60)
+        raise WhyprefError("released")  # (a real fit here would only make the test slow)
+
+    monkeypatch.setattr(mcp_server.model_tools, "fit_mechanism", slow_fit)
+    async with Client(create_server(settings)) as client, anyio.create_task_group() as tasks:
+        results: list[Any] = []
+
+        async def fit() -> None:
+            results.append(await client.call_tool("fit", {"mechanism": "human", "ood_repeats": 0}))
+
+        for _ in range(45):
+            tasks.start_soon(fit)
+        await anyio.sleep(0.5)
+        with anyio.fail_after(10):
+            listed = await client.call_tool("list_concepts", {})
+            resource = await client.read_resource("whypref://mechanisms")
+        assert not listed.is_error and resource.contents and not results
+        release.set()
+    assert len(results) == 45 and all("released" in r.content[0].text for r in results)
