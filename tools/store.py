@@ -564,6 +564,11 @@ class ConceptStore:
             self.db["concept_values"].upsert_all(rows, pk=("pair_id", "concept_id", "annotator"))  # type: ignore[union-attr]
         return len(rows)
 
+    def values(self) -> Iterator[ConceptValue]:
+        """Every stored concept value, by annotator, pair and concept."""
+        for row in self.db.query("select * from concept_values order by annotator, pair_id, concept_id"):
+            yield ConceptValue(**{**row, "detail": json.loads(row["detail"]) if row["detail"] else {}})
+
     def pair_values(self, pair_id: str, annotator: str | None = None) -> dict[str, float]:
         """Concept id -> value on one pair (of one annotator, or of any)."""
         query = "select concept_id, value from concept_values where pair_id = ?"

@@ -205,10 +205,7 @@ def export_command(
                 count = write_native(items, handle)
         else:
             concepts = store.concepts()
-            values = {
-                (row["pair_id"], row["concept_id"]): row["value"]
-                for row in store.db.query("select pair_id, concept_id, value from concept_values order by annotator")
-            }
+            values = {(v.pair_id, v.concept_id): v for v in store.values()}
             write_icai(
                 icai_document(
                     items, dataset_name=source or store.path.stem, reference=reference, concepts=concepts, values=values
@@ -216,6 +213,14 @@ def export_command(
                 out,
             )
             count = len(items)
+            unlabelled = sum(all(label.mechanism != reference for label in item.labels) for item in items)
+            if unlabelled:
+                console.print(
+                    f"note: {unlabelled} pairs have no {reference!r} label; ICAI's and Feedback Forensics' loaders "
+                    "need the default annotator on every comparison (export with --domain/--source, or another "
+                    "--reference)",
+                    style="yellow",
+                )
     console.print(f"Exported {count} pairs to {out} ({fmt})", highlight=False)
 
 
