@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, StreamMode
 from pydantic import BaseModel
 
 from agent import nodes
@@ -59,7 +60,11 @@ def _after(next_node: str) -> Callable[[AgentState], str]:
     return route
 
 
-def build_graph(checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
+AgentGraph = CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]
+_STREAM: list[StreamMode] = ["updates", "custom"]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver) -> AgentGraph:
     graph = StateGraph(AgentState, context_schema=AgentContext)
     for name in ("sample", "propose", "merge", "annotate", "fit", "validate", "approve", "decide", "finish"):
         graph.add_node(name, getattr(nodes, name))
@@ -119,12 +124,12 @@ def new_run_id() -> str:
     return f"agent-{uuid.uuid4().hex[:10]}"
 
 
-def _thread(run_id: str) -> dict[str, Any]:
+def _thread(run_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": run_id}}
 
 
 def _drive(
-    graph: CompiledStateGraph,
+    graph: AgentGraph,
     context: AgentContext,
     run_id: str,
     start: Any,
@@ -136,8 +141,8 @@ def _drive(
     with recording_usage(context.llm, context.store, run_id), _interrupted_on(LLMError, context.store, run_id):
         while True:
             pending = None
-            stream = graph.stream(start, _thread(run_id), context=context, stream_mode=["updates", "custom"])
-            for mode, payload in stream:
+            stream = graph.stream(start, _thread(run_id), context=context, stream_mode=_STREAM)
+            for mode, payload in cast(Iterator[tuple[str, dict[str, Any]]], stream):  # (mode, payload) per list mode
                 if mode == "custom" and on_event is not None:
                     on_event(AgentEvent(**payload))
                 elif mode == "updates" and "__interrupt__" in payload:
@@ -212,7 +217,7 @@ def resume_run(
         return _drive(graph, context, run_id, start, on_event, approver)
 
 
-def result(graph: CompiledStateGraph, store: ConceptStore, run_id: str) -> AgentResult:
+def result(graph: AgentGraph, store: ConceptStore, run_id: str) -> AgentResult:
     """Where a run stands, from its checkpoint and its usage in the store."""
     snapshot = graph.get_state(_thread(run_id))
     values = snapshot.values

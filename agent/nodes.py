@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langgraph.runtime import Runtime
@@ -200,8 +200,20 @@ def sample(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     concepts = [c.id for c in ctx.store.concepts() if c.kind is not ConceptKind.MEASURED]
     if config.measured:
         concepts += [c.id for c in measured_concepts()]
-    update = {"train_ids": train, "test_ids": test, "concepts": concepts, "candidates": [], "iteration": 0, "stale": 0}
-    _event(ctx, {**state, **update}, "sample", message=f"{len(train)} training, {len(test)} held-out pairs")
+    update: dict[str, Any] = {
+        "train_ids": train,
+        "test_ids": test,
+        "concepts": concepts,
+        "candidates": [],
+        "iteration": 0,
+        "stale": 0,
+    }
+    _event(
+        ctx,
+        cast(AgentState, {**state, **update}),
+        "sample",
+        message=f"{len(train)} training, {len(test)} held-out pairs",
+    )
     return update
 
 

@@ -119,7 +119,8 @@ class AnnotationConfig(BaseModel):
         """The defaults users get: Prob-rep for the embedded model (its Comp-rep answers are position
         noise the swap rule zeroes), Comp-rep for an endpoint."""
         chosen = representation or ("prob" if embedded else "comp")
-        return cls(representation=chosen, relevance=relevance, llm_concepts=llm_concepts)
+        # relevance None: the representation's default (the validator above fills it in)
+        return cls.model_validate({"representation": chosen, "relevance": relevance, "llm_concepts": llm_concepts})
 
 
 class AnnotationResult(BaseModel):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
+from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict, turns
 
 _QUERIES = {
     "cooking": [
@@ -155,7 +155,7 @@ def demo_pairs(per_domain: int = 8) -> list[LabeledPair]:
             judge_ab = _verdict(judge_margin, coin=True)
             judge_ba = _verdict(judge_margin, coin=False)
             pair = Pair(
-                query=query,
+                query=turns(query),
                 response_a=_response(domain, topic, gist, a),
                 response_b=_response(domain, topic, gist, b),
                 domain=domain,

@@ -17,7 +17,7 @@ from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
 from tools.grouping import pair_groups
 from tools.model_selection import MIN_DOMAIN_PAIRS, EvaluationData
-from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
+from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict, turns
 from tools.planted import PlantedData
 from tools.store import ConceptStore
 
@@ -202,8 +202,8 @@ def _values(
         )
     X = np.zeros((len(pair_ids), len(concept_ids)))
     if cells:
-        i, j, v = (np.array(column) for column in zip(*cells, strict=True))
-        X[i.astype(int), j.astype(int)] = v
+        rows, cols, vals = (np.array(column) for column in zip(*cells, strict=True))
+        X[rows.astype(int), cols.astype(int)] = vals
     return X
 
 
@@ -229,7 +229,7 @@ def store_planted(
     items = [
         LabeledPair(
             pair=Pair(
-                query=f"planted query {i}",
+                query=turns(f"planted query {i}"),
                 response_a=f"planted response A{i}",
                 response_b=f"planted response B{i}",
                 domain=str(data.domains[i]),

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import Stemmer
 from pydantic import BaseModel, Field
@@ -534,6 +534,15 @@ class Discovery:
         for key, c in candidates.items():
             generic = c.name in GENERIC_CONCEPTS
             shared = generic or len(c.domains) * 2 >= n_domains
+            provenance: dict[str, Any] = {
+                "model": self.llm.model_id,
+                "mechanism": self.config.mechanism,
+                "domain_counts": dict(sorted(c.domains.items())),
+                "batches": c.batches,
+                "framings": dict(c.framings),
+                "descriptions": c.descriptions[:10],
+                "merged": c.merged,
+            }
             concepts.append(
                 Concept(
                     name=c.name,
@@ -541,15 +550,7 @@ class Discovery:
                     kind=ConceptKind.GENERIC if generic else ConceptKind.LLM,
                     scope=ConceptScope.SHARED if shared else ConceptScope.DOMAIN,
                     domains=() if shared else tuple(sorted(c.domains)),
-                    provenance={
-                        "model": self.llm.model_id,
-                        "mechanism": self.config.mechanism,
-                        "domain_counts": dict(sorted(c.domains.items())),
-                        "batches": c.batches,
-                        "framings": dict(c.framings),
-                        "descriptions": c.descriptions[:10],
-                        "merged": c.merged,
-                    },
+                    provenance=provenance,
                 )
             )
         return concepts

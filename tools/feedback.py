@@ -204,7 +204,7 @@ def near_duplicates(
     if varies.sum() < 2:
         return []
     columns = np.flatnonzero(varies)
-    corr = np.corrcoef(X[:, columns], rowvar=False)
+    corr = np.atleast_2d(np.corrcoef(X[:, columns], rowvar=False))
     i, j = np.nonzero(np.triu(np.abs(corr) >= threshold, k=1))
     return [(concept_ids[columns[a]], concept_ids[columns[b]], float(corr[a, b])) for a, b in zip(i, j, strict=True)]
 

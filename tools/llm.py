@@ -149,7 +149,8 @@ class _Junk(openai.APIError):
 
     def __init__(self, message: str) -> None:
         Exception.__init__(self, message)
-        self.message, self.body, self.request = message, None, None
+        self.message, self.body = message, None
+        self.request = None  # type: ignore[assignment]  # no request: the answer was not an API response
 
 
 class _Health:

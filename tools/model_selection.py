@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -102,6 +102,8 @@ def resolve_model(model: ModelSpec) -> tuple[str, HierarchicalMultiDomainRegress
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
         return model, MODELS[model]()
+    if isinstance(model, CustomModel):
+        raise ValueError(f"{model.name}: a custom model has no penalties to tune here")
     return type(model).__name__, model
 
 
@@ -493,7 +495,8 @@ def _fit_margins(
         return np.sign(data.lengths[test, 0] - data.lengths[test, 1])
     train = train[data.y[train] != 0]
     if isinstance(template, CustomModel):
-        return template.margins(data, train, test, random_state)
+        # cast: HMDR derives from untyped scikit-learn classes, so mypy cannot rule it out here
+        return cast(CustomModel, template).margins(data, train, test, random_state)
     grid = None
     if name == LENGTH_LR:
         X, shared, masks = data.length_feature(), None, None

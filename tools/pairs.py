@@ -123,6 +123,11 @@ def _hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
+def turns(text: str) -> list[Turn]:
+    """A query given as plain text: one user turn (none when blank)."""
+    return [Turn(role="user", content=text)] if text.strip() else []
+
+
 class Pair(BaseModel):
     """A query with two responses from a domain.
 
@@ -144,15 +149,13 @@ class Pair(BaseModel):
     @field_validator("query", mode="before")
     @classmethod
     def _query_from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [{"role": "user", "content": value}] if value.strip() else []
-        return value
+        return turns(value) if isinstance(value, str) else value
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def id(self) -> str:
         """Stable content hash: the same pair from the same source always gets the same id."""
-        content = [
+        content: list[Any] = [
             self.source,
             self.domain,
             [turn.model_dump() for turn in self.query],

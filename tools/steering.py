@@ -11,7 +11,7 @@ bootstrap interval over queries.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 import numpy as np
@@ -22,7 +22,7 @@ from tools.concepts import Concept
 from tools.errors import WhyprefError
 from tools.judge import judge_pairs
 from tools.llm import LLM, Request
-from tools.pairs import Pair, Verdict
+from tools.pairs import Pair, Verdict, turns
 from tools.prompting import cut, load_prompt
 from tools.resampling import ConfidenceInterval, mean_interval
 from tools.store import ConceptStore, content_key
@@ -296,7 +296,7 @@ def steer(
     ]
     pairs = [
         Pair(
-            query=queries[i].query,
+            query=turns(queries[i].query),
             response_a=response[i, condition],  # type: ignore[arg-type]
             response_b=response[i, "plain"],  # type: ignore[arg-type]
             domain=queries[i].domain,
@@ -304,7 +304,7 @@ def steer(
         )
         for i, condition in compared
     ]
-    verdict = dict(zip(compared, evaluator.compare(pairs, report), strict=True))
+    verdict: dict[tuple[int, str], Any] = dict(zip(compared, evaluator.compare(pairs, report), strict=True))
     responses = [
         SteeredResponse(
             query=queries[i].query,

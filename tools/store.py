@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -628,7 +628,7 @@ class ConceptStore:
         with self.atomic():
             self.db["runs"].upsert(row, pk="id")  # type: ignore[union-attr]
 
-    def finish_run(self, run_id: str, status: str, stats: dict[str, JsonValue]) -> None:
+    def finish_run(self, run_id: str, status: str, stats: Mapping[str, Any]) -> None:
         with self.atomic():
             self.db["runs"].update(run_id, {"status": status, "stats": _dumps(stats), "finished_at": _now()})  # type: ignore[union-attr]
 

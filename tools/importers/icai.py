@@ -242,7 +242,7 @@ def icai_document(
                 annotations[principle_ids[concept.id]] = _principle_annotation(value)
         metadata = dict(item.pair.metadata)
         comparison_id = metadata.pop(_ID, None) or item.pair.id
-        responses = []
+        responses: list[dict[str, Any]] = []
         for side, text in (("a", item.pair.response_a), ("b", item.pair.response_b)):
             model = metadata.pop(f"model_{side}", None)
             responses.append({"text": text} | ({"model": model} if model is not None else {}))
