@@ -181,3 +181,29 @@ def test_wrong_version_and_missing_domain(tmp_path):
     with pytest.raises(InputError) as caught:
         read_file(path, "icai")
     assert (caught.value.line, caught.value.field) == (2, "domain")
+
+
+def test_principles_whose_names_give_one_id_stay_apart(tmp_path):
+    document = {
+        "metadata": {"version": "2.0", "default_annotator": "h"},
+        "annotators": {
+            "h": {"name": "human", "type": "human"},
+            "p1": {"description": "Be concise.", "type": "principle"},
+            "p2": {"description": "be concise!", "type": "principle"},
+        },
+        "comparisons": [
+            {
+                "prompt": "q",
+                "response_a": {"text": "a"},
+                "response_b": {"text": "b"},
+                "annotations": {"h": {"pref": "a"}, "p1": {"pref": "a"}, "p2": {"pref": "b"}},
+                "metadata": {"domain": "d"},
+            }
+        ],
+    }
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(document))
+    batch = read_file(path, "icai")
+    assert len({c.id for c in batch.concepts}) == 2
+    by_name = {c.definition: c.id for c in batch.concepts}
+    assert {v.concept_id: v.value for v in batch.values} == {by_name["Be concise."]: 1.0, by_name["be concise!"]: -1.0}
