@@ -92,3 +92,19 @@ def test_errors_are_one_line_with_exit_status_1(tmp_path, monkeypatch, capsys, a
         main()
     assert exit_.value.code == 1
     assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_pairs_lists_ids_to_explain(tmp_path):
+    path, db = tmp_path / "p.jsonl", tmp_path / "s.db"
+    rows = [
+        {"query": f"how do I cook {x}?", "response_a": "a", "response_b": "b", "winner": "a", "domain": d}
+        for x, d in (("rice", "food"), ("[tea]", "drink"), ("eggs", "food"))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    invoke("import", path, "--db", db)
+    listed = [json.loads(line) for line in invoke("pairs", "--db", db, "--domain", "food", "--json").splitlines()]
+    with ConceptStore(db) as store:
+        assert sorted(p["id"] for p in listed) == sorted(p.id for p in store.pairs(domain="food"))
+    assert {p["query"] for p in listed} == {"how do I cook rice?", "how do I cook eggs?"}
+    table = invoke("pairs", "--db", db, "--contains", "[tea]")
+    assert "[tea]" in table and "1 pairs" in table

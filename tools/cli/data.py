@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -247,8 +248,40 @@ def demo_command(
     )
 
 
+def pairs_command(
+    db: DbOption = DEFAULT_DB,
+    source: SourceOption = None,
+    domain: DomainOption = None,
+    contains: Annotated[str | None, typer.Option(help="Only pairs whose query contains this text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many pairs.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line (id, domain, source, query).")
+    ] = False,
+) -> None:
+    """List stored pairs with their ids (for `explain --pair ID`), optionally filtered."""
+    with ConceptStore(db, create=False) as store:
+        store.check_names(domains=[domain] if domain else [], source=source)
+        shown = []
+        for pair in store.pairs(source=source, domain=domain):
+            if contains is None or contains.lower() in pair.query_text.lower():
+                shown.append(pair)
+                if len(shown) == limit:
+                    break
+    if as_json:
+        for pair in shown:
+            print(json.dumps({"id": pair.id, "domain": pair.domain, "source": pair.source, "query": pair.query_text}))
+        return
+    table = Table(title=f"{len(shown)} pairs" + (f" (first {limit})" if len(shown) == limit else ""))
+    for column in ("id", "domain", "source", "query"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "query")
+    for pair in shown:
+        table.add_row(pair.id, pair.domain, pair.source, " ".join(pair.query_text.split())[:100])
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
     app.command("stats")(stats_command)
+    app.command("pairs")(pairs_command)
     app.command("export")(export_command)
     app.command("demo")(demo_command)
