@@ -544,7 +544,7 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         classes, label_index = np.unique(y, return_inverse=True)
         if classes.size == 1:
-            raise ValueError(f"y has 1 class ({classes[0]!r}); HMDR needs both labels to fit")
+            raise ValueError(f"y has 1 class ({classes[0]}); HMDR needs both labels to fit")
         if (target_type := type_of_target(y, input_name="y")) != "binary":
             # The wording is the one scikit-learn's estimator checks expect of binary-only classifiers.
             raise ValueError(f"Only binary classification is supported. The type of the target is {target_type}.")
