@@ -88,3 +88,32 @@ def test_measuring_replaces_stale_measured_concepts(store):
     ids = {c.id for c in store.concepts(kind=ConceptKind.MEASURED)}
     assert stale.id not in ids and ids == {c.id for c in measured_concepts()}
     assert np.all([row["concept_id"] != stale.id for row in store.db.query("select concept_id from concept_values")])
+
+
+def test_pairs_are_measured_once_per_library_version(store, monkeypatch):
+    import tools.annotation
+    import tools.measured
+
+    pairs = [
+        Pair(query=f"q{i}?", response_a="An answer." * (i + 1), response_b="Another one.", domain="d", source="s")
+        for i in range(4)
+    ]
+    store.add_labeled_pairs([LabeledPair(pair=p) for p in pairs])
+    measured: list[int] = []
+
+    def counting(chunk):
+        measured.append(len(chunk))
+        return measure_pairs(chunk)
+
+    monkeypatch.setattr(tools.annotation, "measure_pairs", counting)
+    annotate = Annotation(store, None, AnnotationConfig(llm_concepts=False))
+    annotate.run(pairs[:2])
+    annotate.run(pairs)  # only the two new pairs
+    annotate.run(pairs)  # nothing to do
+    assert measured == [2, 2]
+    before = {(r["pair_id"], r["concept_id"]): r["value"] for r in store.db.query("select * from concept_values")}
+    monkeypatch.setattr(tools.measured, "LIBRARY_VERSION", "another")  # the measuring code changed
+    annotate.run(pairs)
+    assert measured == [2, 2, 4]
+    after = {(r["pair_id"], r["concept_id"]): r["value"] for r in store.db.query("select * from concept_values")}
+    assert after == before and len(after) == 4 * len(MEASURES)

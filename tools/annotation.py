@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Representation
 from tools.errors import WhyprefError
 from tools.llm import LLM, Choice, Estimate, Request, choice_request
-from tools.measured import measure_pairs, measured_concepts
+from tools.measured import MEASURED_ANNOTATOR, measure_pairs, measured_concepts
 from tools.mining import pattern_values
 from tools.pairs import Pair
 from tools.prompting import cut, load_prompt
@@ -166,7 +166,7 @@ class Annotation:
         return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
 
     def measure(self, pairs: Sequence[Pair]) -> int:
-        """Measured and mined concepts for every pair (cheap: always recomputed, upserts keep it idempotent).
+        """Measured and mined concepts for every pair (measured ones once per pair and library version).
         Measured concepts an earlier whypref defined and this one does not are removed with their values
         (code computed them; they would otherwise sit beside the current ones as stale columns).
 
@@ -174,16 +174,21 @@ class Annotation:
         commands wait for the store seconds, not the minutes measuring a large set takes."""
         current = measured_concepts()
         names = {c.id for c in current}
+        stored = {c.id: c for c in self.store.concepts(kind=ConceptKind.MEASURED)}
         with self.store.atomic():
-            for stale in self.store.concepts(kind=ConceptKind.MEASURED):
+            for stale in stored.values():
                 if stale.id not in names:
                     self.store.delete_concept(stale.id)
             self.store.upsert_concepts(current)
+        # Pairs measured by this very library (same concepts, same code version) are not measured again.
+        unchanged = all(stored.get(c.id) == c for c in current)
+        done = self.store.complete_pairs(MEASURED_ANNOTATOR, sorted(names)) if unchanged else set()
         mined = self.store.concepts(kind=ConceptKind.MINED)
         written = 0
         for start in range(0, len(pairs), MEASURE_CHUNK):
             chunk = pairs[start : start + MEASURE_CHUNK]
-            values = measure_pairs(chunk) + pattern_values(chunk, mined)
+            todo = [p for p in chunk if p.id not in done]
+            values = (measure_pairs(todo) if todo else []) + pattern_values(chunk, mined)
             written += self.store.put_values(values)
         return written
 

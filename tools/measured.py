@@ -19,11 +19,13 @@ request, refusal phrases apart from apologies, calling itself an AI, lexical div
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -33,6 +35,8 @@ from tools.concepts import Concept, ConceptKind, ConceptValue
 from tools.pairs import Pair
 
 MEASURED_ANNOTATOR = "measured"
+# The code that measures: values stored by another version of this file are measured again.
+LIBRARY_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: one character, one word
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’][^\W\d_{_CJK}]+)*|\d+(?:[.,]\d+)*")
@@ -382,7 +386,7 @@ def measured_concepts() -> list[Concept]:
             name=m.name,
             definition=m.definition,
             kind=ConceptKind.MEASURED,
-            provenance={"measured_by": "tools/measured.py", "value": m.kind},
+            provenance={"measured_by": "tools/measured.py", "value": m.kind, "version": LIBRARY_VERSION},
         )
         for m in MEASURES
     ]

@@ -569,6 +569,15 @@ class ConceptStore:
         for row in self.db.query("select * from concept_values order by annotator, pair_id, concept_id"):
             yield ConceptValue(**{**row, "detail": json.loads(row["detail"]) if row["detail"] else {}})
 
+    def complete_pairs(self, annotator: str, concept_ids: Sequence[str]) -> set[str]:
+        """Pairs holding a value of every one of ``concept_ids`` from ``annotator``."""
+        marks = ", ".join("?" * len(concept_ids))
+        query = (
+            f"select pair_id from concept_values where annotator = ? and concept_id in ({marks}) "
+            "group by pair_id having count(*) = ?"
+        )
+        return {row["pair_id"] for row in self.db.query(query, [annotator, *concept_ids, len(concept_ids)])}
+
     def pair_values(self, pair_id: str, annotator: str | None = None) -> dict[str, float]:
         """Concept id -> value on one pair (of one annotator, or of any)."""
         query = "select concept_id, value from concept_values where pair_id = ?"
