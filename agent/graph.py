@@ -31,6 +31,7 @@ from agent.config import AgentConfig
 from agent.events import AgentEvent
 from agent.nodes import AgentContext
 from agent.state import AgentState, IterationRecord
+from tools.cancellation import OperationCancelled
 from tools.errors import LLMError, WhyprefError
 from tools.llm import LLM
 from tools.store import ConceptDecision, ConceptStore
@@ -138,7 +139,10 @@ def _drive(
 ) -> AgentResult:
     """Stream the graph from ``start`` to its end, or to an approval nobody is there to give. An LLM
     error stops the run where it is, marked interrupted with the cause: `agent resume` goes on from there."""
-    with recording_usage(context.llm, context.store, run_id), _interrupted_on(LLMError, context.store, run_id):
+    with (
+        recording_usage(context.llm, context.store, run_id),
+        _interrupted_on((LLMError, OperationCancelled), context.store, run_id),
+    ):
         while True:
             pending = None
             stream = graph.stream(start, _thread(run_id), context=context, stream_mode=_STREAM)
@@ -153,7 +157,9 @@ def _drive(
 
 
 @contextmanager
-def _interrupted_on(kind: type[Exception], store: ConceptStore, run_id: str) -> Iterator[None]:
+def _interrupted_on(
+    kind: type[Exception] | tuple[type[Exception], ...], store: ConceptStore, run_id: str
+) -> Iterator[None]:
     try:
         yield
     except kind as error:

@@ -21,6 +21,7 @@ from mcp_server.arguments import DomainName, MechanismName, SourceName
 from mcp_server.errors import readable_errors
 from mcp_server.limits import heavy
 from mcp_server.workspace import workspace_of
+from tools.cancellation import checkpoint
 
 _LLM_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 _INTERVAL = 0.1  # seconds between two LLM-stage reports, at most
@@ -45,6 +46,7 @@ class AgentProgress:
         self._ctx, self._count, self._last = ctx, 0, float("-inf")
 
     def __call__(self, event: AgentEvent) -> None:
+        checkpoint()  # a cancelled or disconnected run stops between two steps, resumable
         now = time.monotonic()
         if event.kind == "llm" and event.done != event.total and now - self._last < _INTERVAL:
             return

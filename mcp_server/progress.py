@@ -8,6 +8,8 @@ from typing import Any
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 
+from tools.cancellation import checkpoint
+
 _INTERVAL = 0.1  # seconds between two reports, at most
 
 
@@ -30,6 +32,7 @@ class ProgressRelay:
         self._last_time = float("-inf")
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
+        checkpoint()  # a cancelled call stops here, between two units of work
         if done == 0:
             self._finished += self._round_total
             self._round_total = total or 0

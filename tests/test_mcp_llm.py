@@ -89,3 +89,23 @@ async def test_without_an_llm_inline_pairs_list_the_concepts_left_out(endpoint, 
     assert not predicted.is_error, predicted.content
     unvalued = predicted.structured_content["unvalued_concepts"]
     assert "Structure" in unvalued and "Length" not in unvalued and endpoint.requests == requests
+
+
+async def test_a_cancelled_call_stops_spending(endpoint, settings, monkeypatch):
+    """The client gives up on a long annotate: the server stops asking the endpoint within a call or so,
+    and what was answered stays cached."""
+    import anyio
+
+    monkeypatch.setenv("WHYPREF_MAX_CONCURRENCY", "1")
+    endpoint.latency = 0.5
+    async with Client(create_server(settings)) as client:
+        added = await client.call_tool("add_concept", {"name": "Warmth", "definition": "A high score: warm."})
+        assert not added.is_error
+        with anyio.move_on_after(2.0):
+            await client.call_tool("annotate", {"relevance": False})  # 24 calls of 0.5 s: 12 s
+        await anyio.sleep(1.5)  # the call in flight finishes, then the next checkpoint stops the work
+        stopped_at = endpoint.requests
+        await anyio.sleep(2.0)
+        assert 1 <= stopped_at <= 6 and endpoint.requests == stopped_at
+        with ConceptStore(settings.db) as store:
+            assert store.count("llm_cache") >= stopped_at - 1  # answers received before the cancel are kept
