@@ -481,3 +481,25 @@ async def test_reads_answer_while_a_burst_of_long_calls_waits(settings, monkeypa
         assert not listed.is_error and resource.contents and not results
         release.set()
     assert len(results) == 45 and all("released" in r.content[0].text for r in results)
+
+
+async def test_a_cancelled_evaluate_stops_computing(settings, monkeypatch):
+    import tools.model_selection
+
+    fits = []
+    real = tools.model_selection.checkpoint
+
+    def counted():
+        fits.append(1)
+        real()
+
+    monkeypatch.setattr(tools.model_selection, "checkpoint", counted)
+    async with Client(create_server(settings)) as client:
+        with anyio.move_on_after(0.5):
+            await client.call_tool(
+                "evaluate", {"mechanism": "human", "repeats": 10, "models": ["hmdr", "flat", "dirty"]}
+            )
+        await anyio.sleep(1.5)
+        stopped_at = len(fits)
+        await anyio.sleep(1.5)
+    assert stopped_at > 0 and len(fits) == stopped_at  # no fold was fitted after the cancel

@@ -31,6 +31,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
 from tools.baselines import MODELS, SpecificOnlyRegression
+from tools.cancellation import checkpoint
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows, domain_penalty_weights
 from tools.resampling import ClusterBootstrap
 
@@ -300,6 +301,7 @@ def _cv_path(
     margins = np.zeros((len(grid), y.size))
     scorer = clone(template).set_params(tol=max(template.tol, CV_TOL))
     for train, test in folds:
+        checkpoint()  # every fit, evaluation and explanation tunes here: a cancelled one stops here
         masks = subset_masks(domain_masks, domains[train])
         path = scorer.fit_path(X[train], y[train], domains[train], shared_mask, masks, params=grid)
         for k, estimator in enumerate(path):
