@@ -70,10 +70,14 @@ def test_demo_main_job_without_an_llm(tmp_path):
         assert store.domains() == ["coding", "cooking", "health"]
         assert {m.kind.value for m in store.mechanisms()} == {"human", "llm_judge"}
         assert {c.kind.value for c in store.concepts()} == {"measured"}
-    # The length-loving judge is explained by length, as it was built.
+    # The length-loving judge is explained by length, as it was built; the report checks the rules.
     report = (tmp_path / "demo" / "report" / "report.md").read_text()
-    judge = report.split("## judge-verbose", 1)[1]
-    assert all(line.split(": ", 1)[1].startswith("Length") for line in judge.splitlines() if line.startswith("- "))
+    human, judge = report.split("## judge-verbose", 1)
+    drivers = judge.split("Planted rules", 1)[0]
+    assert all(line.split(": ", 1)[1].startswith("Length") for line in drivers.splitlines() if line.startswith("- "))
+    assert "Planted rules recovered: 6 of 6." in judge
+    assert "HMDR on 300 pairs" in human and "code (Code" in human  # the coding rule, found by code blocks
+    assert "mining found" in report
 
 
 @pytest.mark.parametrize(

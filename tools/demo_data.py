@@ -83,6 +83,21 @@ _CODE = {
     "date": "from datetime import date\ntoday = date.today()",
 }
 
+_SITUATIONS = [
+    "as a beginner",
+    "with little time",
+    "on a budget",
+    "for a family",
+    "on a weekday evening",
+    "without special tools",
+    "for the first time",
+    "at work",
+    "while travelling",
+    "for a friend",
+    "in a small space",
+    "step by step",
+]
+
 # Hidden rules: weights of each part in the log-odds of preferring a response.
 HUMAN_WEIGHTS = {
     "shared": {"structure": 1.6, "detail": 0.4},
@@ -91,6 +106,28 @@ HUMAN_WEIGHTS = {
     "health": {"safety": 1.8},
 }
 JUDGE_WEIGHTS = {"detail": 2.2, "structure": 0.5}
+# The concepts that show each part: measured ones, and for the safety note a phrase mining finds.
+PART_CONCEPTS = {
+    "structure": ("List Formatting",),
+    "detail": ("Length",),
+    "specifics": ("Units", "Numbers"),
+    "code": ("Code Blocks", "Code Language Tag"),
+    "safety": ("doctor",),
+}
+
+
+def planted_parts(mechanism: str, domain: str) -> list[str]:
+    """The parts a demo mechanism's hidden rule rewards in a domain."""
+    weights = HUMAN_WEIGHTS["shared"] | HUMAN_WEIGHTS[domain] if mechanism == "human" else JUDGE_WEIGHTS
+    return [part for part, weight in weights.items() if weight > 0]
+
+
+def shows_part(concept_name: str, part: str) -> bool:
+    """Whether a concept (by name) shows a demo part."""
+    name = concept_name.lower()
+    return any(name == c.lower() or (part == "safety" and c in name) for c in PART_CONCEPTS[part])
+
+
 DEMO_MECHANISMS = [
     Mechanism(name="human", kind=MechanismKind.HUMAN, description="simulated voters (demo)"),
     Mechanism(name="judge-verbose", kind=MechanismKind.LLM_JUDGE, description="simulated length-loving judge (demo)"),
@@ -114,21 +151,21 @@ def _draw(seed: str, k: int) -> list[bool]:
 def _response(domain: str, topic: str, gist: str, parts: _Parts) -> str:
     steps = [gist + ".", "Check the result and adjust.", "Keep notes so the next attempt is easier."]
     body = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)) if parts.structure else " ".join(steps)
-    text = [body]
-    if parts.detail:
-        text.append(
-            f"A little more background on {topic}: the reason this works is that small, consistent steps "
-            "are easier to repeat, and most problems come from rushing one of them. If something goes "
-            "wrong, change one thing at a time so you can see what made the difference."
-        )
+    # Specifics and the safety note are sentences of the body, not paragraphs of their own, so that
+    # each part shows in one measured property (paragraph counts would otherwise stand in for them).
     if parts.specifics and domain == "cooking":
+        body += "\nUse 400 g of the main ingredient, 2 tablespoons of oil and about 15 minutes over medium heat."
+    if parts.safety and domain == "health":
+        body += "\nIf this does not improve within a few days, please see a doctor."
+    text = [body]
+    if parts.detail:  # neutral words: the sentiment lexicon should not see the extra length
         text.append(
-            "Quantities: 400 g of the main ingredient, 2 tablespoons of oil, about 15 minutes over medium heat."
+            f"Some background on {topic}: the method relies on small steps, taken in the same order each "
+            "time, one after another, with each step finished before the next one starts. Changing one "
+            "thing at a time shows which step made the difference."
         )
     if parts.code and domain == "coding":
         text.append(f"```python\n{_CODE[topic]}\n```")
-    if parts.safety and domain == "health":
-        text.append("If this does not improve within a few days, or gets worse, please see a doctor.")
     return "\n\n".join(text)
 
 
@@ -144,6 +181,10 @@ def demo_pairs(per_domain: int = 8) -> list[LabeledPair]:
         for k in range(per_domain):
             query, topic, gist = queries[k % len(queries)]
             round_ = k // len(queries)
+            if round_:  # a new situation: a query of its own, so splits grouped by query have many groups
+                situation = _SITUATIONS[(round_ - 1) % len(_SITUATIONS)]
+                suffix = f" #{(round_ - 1) // len(_SITUATIONS) + 1}" if round_ > len(_SITUATIONS) else ""
+                query, gist = f"{query[:-1]} {situation}?{suffix}", f"{gist} ({situation})"
             flags = _draw(domain + query + (f"#{round_}" if round_ else ""), 12)
             a, b = _Parts(*flags[:5]), _Parts(*flags[5:10])
             if a == b:  # identical parts would make an uninformative pair

@@ -229,7 +229,10 @@ def demo_command(
     workdir: Annotated[Path, typer.Option("--dir", help="Where the demo set, its store and the report go.")] = Path(
         "whypref-demo"
     ),
-    per_domain: Annotated[int, typer.Option(min=2, max=8, help="Pairs per domain (3 domains).")] = 4,
+    per_domain: Annotated[int, typer.Option(min=8, max=1000, help="Pairs per domain (3 domains).")] = 100,
+    llm_pairs: Annotated[
+        int, typer.Option(min=1, max=100, help="Pairs per domain the LLM annotates (slow with the embedded model).")
+    ] = 4,
     measured_only: Annotated[bool, typer.Option(help="No LLM: only the concepts code measures.")] = False,
 ) -> None:
     """The main job on a demo set whypref writes itself: import, discover and annotate concepts with the
@@ -239,7 +242,7 @@ def demo_command(
     from tools.demo_job import run_demo
 
     with stage_progress(console) as progress:
-        report = run_demo(workdir, per_domain, None if measured_only else make_llm, progress)
+        report = run_demo(workdir, per_domain, None if measured_only else make_llm, progress, llm_per_domain=llm_pairs)
     console.print(report.summary, highlight=False)
     if report.usage is not None:
         console.print(f"Cost: {report.usage} on {report.model_id}", highlight=False)
