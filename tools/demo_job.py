@@ -20,7 +20,10 @@ from tools.store import ConceptStore
 from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_mechanism
 
 # Small on purpose: the embedded model takes seconds per call on two cores.
-DEMO_DISCOVERY = DiscoveryConfig(batches_per_domain=1, batch_size=4, concepts_per_batch=5, include_generic=False)
+# No query tagging: it would ask the LLM about every one of the 300 pairs to stratify 3 batches.
+DEMO_DISCOVERY = DiscoveryConfig(
+    batches_per_domain=1, batch_size=4, concepts_per_batch=5, include_generic=False, min_pairs_to_tag=100_000
+)
 TOP_K = 8  # drivers shown per domain
 
 
