@@ -572,15 +572,28 @@ class LLM:
         ``progress`` is called on the caller's thread (rich displays and MCP relays expect that).
         """
         ticks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        future = asyncio.run_coroutine_threadsafe(self.ask_many(requests, ticks.put), _shared_loop())
+        started, finished = threading.Event(), threading.Event()
+
+        async def ask_all() -> list[T | None]:
+            started.set()
+            try:
+                return await self.ask_many(requests, ticks.put)
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(ask_all(), _shared_loop())
         future.add_done_callback(lambda _: ticks.put(None))
         try:
             while (done := ticks.get()) is not None:
                 if progress is not None:
                     progress(done)
             answers = future.result()
-        except BaseException:  # Ctrl-C or an error in ``progress``: stop the calls still queued
+        except BaseException:  # Ctrl-C, a cancellation or an error in ``progress``: stop the calls
             future.cancel()
+            # Calls in flight write their answers to the store as they come: wait until they have
+            # stopped, so that the caller never closes the store under them.
+            if started.is_set():
+                finished.wait(_STOP_WAIT)
             raise
         if requests and all(answer is None for answer in answers):
             stage = requests[0].stage
@@ -606,6 +619,7 @@ def _first_error(failures: BaseExceptionGroup) -> BaseException:
     return next((e for e in flat if isinstance(e, LLMError)), flat[0])
 
 
+_STOP_WAIT = 30.0  # seconds to wait for cancelled calls to stop
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
