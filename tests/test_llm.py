@@ -120,6 +120,23 @@ def test_consecutive_runs_share_pooled_connections_without_losing_calls(store):
     assert stub.requests == 12 and llm.usage.total.missing == 0
 
 
+def test_an_error_in_progress_returns_only_once_the_calls_in_flight_have_stopped(store):
+    """The caller closes its store when ``run`` raises (a cancelled MCP call): no cache write may follow."""
+    import time
+
+    def stop(done: int) -> None:
+        raise KeyboardInterrupt("stop")
+
+    with OpenAIStub(lambda messages: '{"c1": 1, "c2": 1}', latency=0.3) as stub:
+        chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)
+        llm = LLM(chat, "stub", store=store, max_concurrency=4)
+        with pytest.raises(KeyboardInterrupt):
+            llm.run([request(f"q{i}") for i in range(12)], stop)
+        cached = store.count("llm_cache")
+        time.sleep(0.8)  # longer than a call: anything still in flight would have been cached by now
+        assert store.count("llm_cache") == cached and stub.requests < 12
+
+
 def test_rate_limits_and_server_errors_are_retried_with_backoff(store):
     failing = {1: 429, 2: 500, 4: 429, 7: 503}
     with OpenAIStub(lambda messages: json.dumps({"c1": 0, "c2": 2}), latency=0.01, fail=failing.get) as stub:
