@@ -16,6 +16,7 @@ from tools.importers import import_file
 from tools.llm import LLM
 from tools.measured import MEASURES
 from tools.mining import mine_store
+from tools.pairs import Pair
 from tools.store import ConceptStore
 from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_mechanism
 
@@ -71,9 +72,10 @@ def run_demo(
         store.upsert_mechanisms(DEMO_MECHANISMS)
         pairs = list(store.pairs())
         llm = make_llm(store) if make_llm is not None else None
-        subset = [
-            p for d in sorted({p.domain for p in pairs}) for p in [q for q in pairs if q.domain == d][:llm_per_domain]
-        ]
+        by_domain: dict[str, list[Pair]] = {}
+        for pair in pairs:
+            by_domain.setdefault(pair.domain, []).append(pair)
+        subset = [p for domain in sorted(by_domain) for p in by_domain[domain][:llm_per_domain]]
         if llm is not None:
             Discovery(store, llm, DEMO_DISCOVERY, max_chars, progress).run()
             config = AnnotationConfig.choose(embedded=llm.embedded, relevance=False)

@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tools.cli.console import console
+from tools.cli.console import add_columns, console
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.store import ConceptStore
 
@@ -34,20 +34,8 @@ def _pct(value: float | None) -> str:
 
 
 def _rounds_table(title: str) -> Table:
-    table = Table(title=title)
-    for column in (
-        "round",
-        "concepts",
-        "added",
-        "dropped/merged",
-        "rejected",
-        "in-domain %",
-        "OOD %",
-        "calls",
-        "tokens",
-    ):
-        table.add_column(column, justify="left" if column in ("added", "dropped/merged") else "right")
-    return table
+    columns = ("round", "concepts", "added", "dropped/merged", "rejected", "in-domain %", "OOD %", "calls", "tokens")
+    return add_columns(Table(title=title), columns, text=("added", "dropped/merged"))
 
 
 class AgentDisplay:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from tools.cli.concepts import DryRun, make_llm
-from tools.cli.console import console
+from tools.cli.console import add_columns, console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
 from tools.errors import WhyprefError
@@ -128,8 +128,7 @@ def differences_table(differences: MechanismDifferences) -> Table:
         title=f"Where {first} and {second} differ: global lift (pp), same {differences.n_pairs} pairs and "
         f"penalties; only differences whose {100 * differences.confidence:.0f}% interval excludes 0"
     )
-    for column in ("domain", "concept", first, second, "difference", "interval"):
-        table.add_column(column, justify="left" if column in ("domain", "concept") else "right")
+    add_columns(table, ("domain", "concept", first, second, "difference", "interval"), text=("domain", "concept"))
     for entry in differences.domains:
         label = f"{entry.domain} ({entry.n_pairs})"
         if not entry.concepts:
@@ -148,8 +147,7 @@ def differences_table(differences: MechanismDifferences) -> Table:
 
 def win_rate_table(report: SteeringReport) -> Table:
     table = Table(title=f"Steering {report.mechanism}: win rate % against plain responses ({report.evaluator}, 95% CI)")
-    for column in ("concepts", "domain", "win", "tie", "lose", "win rate"):
-        table.add_column(column, justify="left" if column in ("concepts", "domain") else "right")
+    add_columns(table, ("concepts", "domain", "win", "tie", "lose", "win rate"), text=("concepts", "domain"))
     for r in report.win_rates:
         table.add_row(r.condition, r.domain or "all", str(r.wins), str(r.ties), str(r.losses), _interval(r.rate))
     return table
@@ -255,8 +253,7 @@ def tiebreak_command(
 def tiebreak_table(report: TieBreakReport) -> Table:
     title = f"Tie break on {report.ties} ties of {report.judge}: accuracy % against {report.reference} (95% CI)"
     table = Table(title=title)
-    for column in ("concepts from", "resolved", "accuracy", "gain (points)"):
-        table.add_column(column, justify="left" if column == "concepts from" else "right")
+    add_columns(table, ("concepts from", "resolved", "accuracy", "gain (points)"), text=("concepts from",))
     for row in report.rows:
         table.add_row(row.source, f"{row.resolved}/{report.ties}", _interval(row.accuracy), f"{100 * row.gain:+.1f}")
     return table

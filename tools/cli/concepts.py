@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tools.cli.console import console
+from tools.cli.console import add_columns, console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
 from tools.concepts import Concept, ConceptKind, ConceptScope, Representation
@@ -235,8 +235,9 @@ def mine_command(
                 store, mechanism, config=MiningConfig(max_patterns=max_patterns), llm=llm, source=source
             )
     table = Table(title=f"{len(result.patterns)} significant phrases in {result.pairs} non-tie pairs of {mechanism}")
-    for column in ("phrase", "preferred when in one only", "pairs", "z", "family-wise p", "weight"):
-        table.add_column(column, justify="left" if column == "phrase" else "right")
+    add_columns(
+        table, ("phrase", "preferred when in one only", "pairs", "z", "family-wise p", "weight"), text=("phrase",)
+    )
     for p in result.patterns:
         table.add_row(
             p.phrase,

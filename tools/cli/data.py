@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tools.cli.console import console
+from tools.cli.console import add_columns, console
 from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.errors import InputError
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, detect_format, import_file
@@ -139,8 +139,11 @@ def _print_stats(stats: StoreStats) -> None:
     console.print(counts)
 
     balance = Table(title="Label balance (%)")
-    for column in ("mechanism", "kind", "labels", "A", "B", "tie", "both orders", "position-consistent"):
-        balance.add_column(column, justify="left" if column in ("mechanism", "kind") else "right")
+    add_columns(
+        balance,
+        ("mechanism", "kind", "labels", "A", "B", "tie", "both orders", "position-consistent"),
+        text=("mechanism", "kind"),
+    )
     for m in stats.mechanisms:
         balance.add_row(
             m.mechanism,
@@ -156,8 +159,11 @@ def _print_stats(stats: StoreStats) -> None:
 
     if stats.agreement:
         table = Table(title="Agreement on shared pairs (accuracy: reference ties excluded, other's tie = 0.5)")
-        for column in ("reference", "mechanism", "shared", "accuracy %", "exact %", "kappa"):
-            table.add_column(column, justify="left" if column in ("reference", "mechanism") else "right")
+        add_columns(
+            table,
+            ("reference", "mechanism", "shared", "accuracy %", "exact %", "kappa"),
+            text=("reference", "mechanism"),
+        )
         for a in stats.agreement:
             table.add_row(
                 a.reference,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tools.cli.console import console
+from tools.cli.console import add_columns, console
 from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.importers.values import import_values
 from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
@@ -38,8 +38,9 @@ def _points(value: float) -> str:
 def evaluation_tables(evaluation: Evaluation, title: str) -> list[Table]:
     """Accuracy of each model beside the length baselines, and their paired differences."""
     summary = Table(title=title)
-    for column in ("model", "non-tie accuracy %", "95% CI", "pairs", "with ties %", "beats length"):
-        summary.add_column(column, justify="left" if column == "model" else "right")
+    add_columns(
+        summary, ("model", "non-tie accuracy %", "95% CI", "pairs", "with ties %", "beats length"), text=("model",)
+    )
     for row in evaluation.rows:
         summary.add_row(
             row.model,
@@ -52,8 +53,7 @@ def evaluation_tables(evaluation: Evaluation, title: str) -> list[Table]:
     tables = [summary]
     if evaluation.differences:
         gaps = Table(title="Paired differences on the same held-out pairs (points, 95% CI)")
-        for column in ("model", "minus", "difference", "95% CI"):
-            gaps.add_column(column, justify="left" if column in ("model", "minus") else "right")
+        add_columns(gaps, ("model", "minus", "difference", "95% CI"), text=("model", "minus"))
         for d in evaluation.differences:
             gaps.add_row(d.model, d.baseline, _points(d.difference), f"{_points(d.low)} .. {_points(d.high)}")
         tables.append(gaps)
@@ -199,8 +199,7 @@ def explain_command(
                 title=f"Pair {pair} ({local.domain}): P(A preferred) = {local.p_a:.2f}, "
                 f"P(B preferred) = {local.p_b:.2f}; label {local.label}"
             )
-            for column in ("concept", "value (A - B)", "lift on P(A), pp"):
-                table.add_column(column, justify="left" if column == "concept" else "right")
+            add_columns(table, ("concept", "value (A - B)", "lift on P(A), pp"), text=("concept",))
             for c in local.concepts[:top]:
                 table.add_row(c.concept, f"{c.value:+.2f}", f"{c.lift:+.1f}")
             console.print(table)
@@ -228,8 +227,7 @@ def _print_explanation(explanation: GlobalExplanation, detail: bool) -> None:
             columns = ["concept", "lift", "all domains", "this domain"]
             if explanation.n_bootstrap:
                 columns += ["95% CI", "selected", "own effect"]
-            for column in columns:
-                table.add_column(column, justify="left" if column == "concept" else "right")
+            add_columns(table, columns, text=("concept",))
             for c in entry.concepts:
                 cells = [c.concept, _points(c.lift), _points(c.shared), _points(c.specific)]
                 if explanation.n_bootstrap and c.low is not None and c.high is not None:

@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tools.cli.console import add_columns
+
 if TYPE_CHECKING:
     from tools.llm import Estimate, Usage
 
@@ -57,8 +59,11 @@ def print_estimate(console: Console, estimates: dict[str, Estimate], note: str =
 
     table = Table(title="Dry run: what this would spend" + (f" ({note})" if note else ""))
     priced = all(e.usd is not None for e in estimates.values())
-    for column in ("stage", "calls", "cached", "prompt tokens", "completion tokens", *(("USD",) if priced else ())):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    add_columns(
+        table,
+        ("stage", "calls", "cached", "prompt tokens", "completion tokens", *(("USD",) if priced else ())),
+        text=("stage",),
+    )
 
     def money(e: Estimate) -> tuple[str, ...]:
         return (f"{e.usd:.4f}",) if priced and e.usd is not None else ()
