@@ -62,6 +62,22 @@ def test_hand_checked_measures():
     assert measure("Query Language", "Boil the water, then add the egg for ten minutes.", french) == 0.0
 
 
+def test_copied_request_and_repeated_sentences():
+    """Weak models echo the request and loop; human raters mark both down (benchmarks/bench_concepts.py)."""
+    query = "Translate into French: Dentistry is the branch of medicine focused on the teeth and gums."
+    echo = "Dentistry is the branch of medicine focused on the teeth and gums."
+    assert measure("Copied Request", echo, query) == 1.0  # all of its 8 runs of five words are the request's
+    assert measure("Copied Request", "La dentisterie est la branche de la médecine dentaire.", query) == 0.0
+    half = "Dentistry is the branch of medicine. It treats the mouth, jaws and nearby tissue too."
+    # 15 words, 11 runs of five; the first two ("dentistry is the branch of", "is the branch of medicine") copied.
+    assert measure("Copied Request", half, query) == pytest.approx(2 / 11)
+    assert measure("Copied Request", "Too short.", query) == 0.0
+    assert measure("Repeated Sentences", "1. Creative\n2. Energetic\n3. Creative\n4. Energetic") == 0.5
+    assert measure("Repeated Sentences", "Boil it. Then cool it. Boil it.") == pytest.approx(1 / 3)
+    assert measure("Repeated Sentences", "Boil the water. Add the egg. Wait seven minutes.") == 0.0
+    assert value("Repeated Sentences", "Boil it. Boil it.", "Boil it. Then eat.") == 0.5
+
+
 def test_rates_do_not_count_length_twice():
     short = "1. Boil water.\n2. Add the egg."
     long = short + "\n" + "Then wait a while and enjoy a calm morning with your breakfast and coffee. " * 5

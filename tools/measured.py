@@ -41,6 +41,8 @@ LIBRARY_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: one character, one word
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’][^\W\d_{_CJK}]+)*|\d+(?:[.,]\d+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s*")
+RUN = 5  # words in a run copied from the request: long enough that common phrases rarely match by chance
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+\S|\*\*[^*\n]{1,80}\*\*\s*:?\s*$)", re.MULTILINE)
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
@@ -139,6 +141,21 @@ class Profile:
         return [c for c in counts if c]
 
     @cached_property
+    def lower_words(self) -> list[str]:
+        return [w.lower() for w in self.words]
+
+    @cached_property
+    def word_runs(self) -> frozenset[tuple[str, ...]]:
+        """Its runs of :data:`RUN` consecutive words (lowercased)."""
+        return frozenset(_runs(self.lower_words))
+
+    @cached_property
+    def units(self) -> list[str]:
+        """Its sentences and lines, lowercased, without list markers and spacing (the non-trivial ones)."""
+        units = (_LIST_MARKER.sub("", u).strip().lower() for u in _SENTENCE_END.split(self.text))
+        return [" ".join(u.split()) for u in units if len(u) > 3]
+
+    @cached_property
     def language(self) -> str:
         sample = self.text[:2000]
         return _identifier().classify(sample)[0] if sample.strip() else ""
@@ -172,8 +189,24 @@ def flesch_reading_ease(profile: Profile) -> float:
     return min(max(score, 0.0), 100.0)
 
 
+def _runs(words: Sequence[str]) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(RUN)), strict=False))
+
+
+def _copied_request(response: Profile, query: Profile) -> float:
+    """Share of the response's runs of five words that occur word for word in the request."""
+    runs = _runs(response.lower_words)
+    return sum(run in query.word_runs for run in runs) / len(runs) if runs else 0.0
+
+
+def _repeated_sentences(profile: Profile) -> float:
+    """Share of its sentences (and lines, list markers aside) that repeat an earlier one."""
+    units = profile.units
+    return 1.0 - len(set(units)) / len(units) if len(units) > 1 else 0.0
+
+
 def _repetition(profile: Profile) -> float:
-    words = [w.lower() for w in profile.words]
+    words = profile.lower_words
     trigrams = list(zip(words, words[1:], words[2:], strict=False))
     return 1.0 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
 
@@ -350,6 +383,19 @@ MEASURES: tuple[Measure, ...] = (
         "Query Overlap",
         "A high score indicates the response reuses more of the request's words; a low score, few.",
         _query_overlap,
+        "score",
+    ),
+    Measure(
+        "Copied Request",
+        "A high score indicates the response copies the request's wording (runs of five words taken from it); a "
+        "low score, its own words.",
+        _copied_request,
+        "score",
+    ),
+    Measure(
+        "Repeated Sentences",
+        "A high score indicates sentences or list items said more than once; a low score, each said once.",
+        lambda r, q: _repeated_sentences(r),
         "score",
     ),
     Measure(

@@ -389,7 +389,10 @@ class PlantedOracle:
                 for name in _between(user + "\n", marker, "\n").rstrip(".").split(",")
             }
             free = [name for name in self.pool if name not in avoid]
-            start = zlib.crc32(user.encode()) % max(1, len(free))
+            # Where to start in the pool depends on the pairs shown, not on the names known: the measured
+            # library growing by a concept must not change what a scripted run proposes.
+            shown = re.sub(r"(?:common ones:|every one of them:)[^\n]*", "", user)
+            start = zlib.crc32(shown.encode()) % max(1, len(free))
             names = (free[start:] + free[:start])[: self.per_batch]
             return json.dumps({"concepts": [{"name": n, "description": f"A good response shows {n}."} for n in names]})
         if system.startswith("You decide whether"):
