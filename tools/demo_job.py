@@ -9,7 +9,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from tools.annotation import Annotation, AnnotationConfig
-from tools.concepts import ConceptKind
 from tools.demo_data import DEMO_MECHANISMS, planted_parts, shows_part, write_demo_set
 from tools.discovery import Discovery, DiscoveryConfig
 from tools.importers import import_file
@@ -17,6 +16,7 @@ from tools.llm import LLM
 from tools.measured import MEASURES
 from tools.mining import mine_store
 from tools.pairs import Pair
+from tools.report import LLM_KINDS, PlantedRule, build_report, write_report
 from tools.store import ConceptStore
 from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_mechanism
 
@@ -28,25 +28,16 @@ DEMO_DISCOVERY = DiscoveryConfig(
 TOP_K = 8  # drivers shown per domain
 
 
-class RuleCheck(BaseModel):
-    """Whether the explanation of a demo mechanism found one of the parts its hidden rule rewards."""
-
-    mechanism: str
-    domain: str
-    part: str
-    concept: str | None = Field(description="The driver that shows the part, if the explanation has one.")
-    lift: float | None = None
-
-
 class DemoReport(BaseModel):
     db: str
     report_dir: str
+    html: str = Field(description="The self-contained HTML report.")
     pairs: int
     llm_pairs: int = Field(description="Pairs the LLM annotated (the others have measured and mined concepts).")
     concepts: int
     fits: list[FitReport]
     explanations: list[GlobalExplanation]
-    rules: list[RuleCheck]
+    rules: list[PlantedRule]
     summary: str
     usage: str | None  # the LLM's cost line; None without an LLM
     model_id: str | None
@@ -88,13 +79,17 @@ def run_demo(
             explanation = explain_global(store, mechanism, top_k=TOP_K, out_dir=report_dir)
             explanations.append(explanation)
             rules += check_rules(mechanism, explanation)
-        llm_kinds = (ConceptKind.LLM, ConceptKind.GENERIC)
-        llm_concepts = [c.name for c in store.concepts() if c.kind in llm_kinds]
+        llm_concepts = [c.name for c in store.concepts() if c.kind in LLM_KINDS]
         summary = _summary(fits, explanations, rules, llm, llm_concepts, len(subset), len(pairs), mined.concepts)
         (report_dir / "report.md").write_text(summary, encoding="utf-8")
+        mechanisms = [m.name for m in DEMO_MECHANISMS]
+        html = report_dir / "report.html"
+        title = "whypref demo: " + " and ".join(mechanisms)
+        write_report(build_report(store, mechanisms, planted=rules, title=title, explanations=explanations), html)
         return DemoReport(
             db=str(db),
             report_dir=str(report_dir),
+            html=str(html),
             pairs=len(pairs),
             llm_pairs=len(subset) if llm is not None else 0,
             concepts=len(store.concepts()),
@@ -107,7 +102,7 @@ def run_demo(
         )
 
 
-def check_rules(mechanism: str, explanation: GlobalExplanation) -> list[RuleCheck]:
+def check_rules(mechanism: str, explanation: GlobalExplanation) -> list[PlantedRule]:
     """Each planted part of the mechanism's rule, per domain: found when a driver showing it has a
     positive lift whose bootstrap interval (when there is one) excludes 0."""
     checks = []
@@ -122,7 +117,7 @@ def check_rules(mechanism: str, explanation: GlobalExplanation) -> list[RuleChec
                 None,
             )
             checks.append(
-                RuleCheck(
+                PlantedRule(
                     mechanism=mechanism,
                     domain=entry.domain,
                     part=part,
@@ -136,7 +131,7 @@ def check_rules(mechanism: str, explanation: GlobalExplanation) -> list[RuleChec
 def _summary(
     fits: list[FitReport],
     explanations: list[GlobalExplanation],
-    rules: list[RuleCheck],
+    rules: list[PlantedRule],
     llm: LLM | None,
     llm_concepts: list[str],
     llm_pairs: int,

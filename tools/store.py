@@ -569,6 +569,14 @@ class ConceptStore:
         for row in self.db.query("select * from concept_values order by annotator, pair_id, concept_id"):
             yield ConceptValue(**{**row, "detail": json.loads(row["detail"]) if row["detail"] else {}})
 
+    def valued_pairs(self, concept_ids: Sequence[str]) -> set[str]:
+        """Pairs holding a value (any annotator) of at least one of ``concept_ids``."""
+        if not concept_ids:
+            return set()
+        marks = ", ".join("?" * len(concept_ids))
+        query = f"select distinct pair_id from concept_values where concept_id in ({marks})"
+        return {row["pair_id"] for row in self.db.query(query, list(concept_ids))}
+
     def complete_pairs(self, annotator: str, concept_ids: Sequence[str]) -> set[str]:
         """Pairs holding a value of every one of ``concept_ids`` from ``annotator``."""
         marks = ", ".join("?" * len(concept_ids))

@@ -141,6 +141,7 @@ def fit_mechanism(
         row = evaluation.row(model)
         metrics |= {"non_tie_accuracy": row.non_tie_accuracy, "low": row.low, "high": row.high}
         metrics["explains_more_than_length"] = row.explains_more_than_length or "not shown"
+        metrics["evaluation"] = evaluation.model_dump(mode="json")  # the baselines beside it, for reports
     store.save_model(
         FittedModelRecord(
             id=model_id,
@@ -230,7 +231,7 @@ def evaluate_mechanism(
         raise WhyprefError(f"evaluating {mechanism!r} failed ({error}): too few pairs per domain and label") from error
 
 
-def _model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, FittingNotes]:
+def model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, FittingNotes]:
     payload = payload_of(record)
     design = load_design(
         store, mechanism, annotator=payload.annotator, source=payload.source, concept_ids=payload.concept_ids
@@ -263,7 +264,7 @@ def explain_global(
     frequencies unless ``n_bootstrap`` is 0, as PNG + JSON when ``out_dir`` is given."""
     record, estimator = load_model(store, mechanism, model_id)
     names = [c.name for c in model_concepts(store, record)]
-    design, notes = _model_design(store, mechanism, record)
+    design, notes = model_design(store, mechanism, record)
     by_domain = {d: notes.of_domain(d) for d in set(design.domains.tolist())}
     if n_bootstrap:
         try:

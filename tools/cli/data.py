@@ -252,9 +252,8 @@ def demo_command(
     console.print(report.summary, highlight=False)
     if report.usage is not None:
         console.print(f"Cost: {report.usage} on {report.model_id}", highlight=False)
-    console.print(
-        f"Report: {report.report_dir}/report.md (charts and JSON beside it); store: {report.db}", highlight=False
-    )
+    console.print(f"Store: {report.db}; charts, JSON and markdown in {report.report_dir}", highlight=False)
+    console.print(f"Report: {report.html}", highlight=False)
 
 
 def pairs_command(

@@ -307,9 +307,31 @@ def values_command(
     console.print(f"Imported {count} concept values from {path} (annotator {annotator!r})", highlight=False)
 
 
+def report_command(
+    mechanisms: Annotated[
+        list[str], typer.Option("--mechanism", "-m", help="Whose preferences to report on (repeat for several).")
+    ],
+    db: DbOption = DEFAULT_DB,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("whypref-report.html"),
+    top: Annotated[int, typer.Option(min=1, help="Concepts per domain.")] = 8,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap refits for the intervals (0: none).")] = 100,
+    examples: Annotated[int, typer.Option(min=0, max=10, help="Example pairs per concept.")] = 3,
+) -> None:
+    """One self-contained HTML page (no network needed to view it): data, accuracy beside length, lifts per
+    domain with intervals, a card per concept with example pairs, differences between mechanisms, what the
+    LLM contributed, and warnings. Each mechanism needs a fitted model (`whypref fit`)."""
+    from tools.report import build_report, write_report
+
+    with ConceptStore(db, create=False) as store, console.status("Building the report (bootstrap refits)..."):
+        report = build_report(store, mechanisms, n_bootstrap=bootstrap, top_k=top, examples=examples)
+    path = write_report(report, out)
+    console.print(f"Report: {path} ({path.stat().st_size / 1024:.0f} KB)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit_command)
     app.command("evaluate")(evaluate_command)
     app.command("explain")(explain_command)
+    app.command("report")(report_command)
     app.command("planted")(planted_command)
     app.command("import-values")(values_command)

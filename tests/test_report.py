@@ -1,0 +1,140 @@
+"""The HTML report: self-contained, its numbers those of the stored models, escaped, and checked as a
+person sees it (headless Chromium: it loads without console errors, its parts are there, its filter
+works; a screenshot is kept beside the test's temporary files)."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.demo_job import run_demo
+from tools.errors import WhyprefError
+from tools.report import build_report, render_report, write_report
+from tools.store import ConceptStore
+from tools.workflows import explain_global, fit_mechanism
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's main job without an LLM on a small set: two mechanisms, planted rules, a report."""
+    return run_demo(tmp_path_factory.mktemp("demo"), 40, None)
+
+
+def test_the_demo_writes_a_self_contained_report_naming_its_planted_rules(demo):
+    html = Path(demo.html).read_text(encoding="utf-8")
+    # Nothing is fetched when the page is viewed: no external script, style, image or font.
+    assert not re.search(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)=["']?(?:https?:)?//""", html)
+    assert '<section id="planted">' in html
+    for rule in demo.rules:
+        assert rule.part in html
+    missed = sum(rule.concept is None for rule in demo.rules)
+    assert html.count(">missed<") == missed
+
+
+def test_report_numbers_are_the_stored_models(demo):
+    with ConceptStore(demo.db, create=False) as store:
+        report = build_report(store, ["human"], n_bootstrap=0)
+        explanation = explain_global(store, "human", n_bootstrap=0, top_k=8)
+    section = report.mechanisms[0]
+    assert [d.domain for d in section.domains] == [d.domain for d in explanation.domains]
+    assert section.domains[0].concepts[0].lift == explanation.domains[0].concepts[0].lift
+    assert section.evaluation is not None and section.verdict is not None
+    shown = {r.model for r in section.evaluation.rows}
+    assert {"hmdr", "longer", "length-lr"} <= shown  # the length baselines always beside the model
+    # Every card's examples are pairs where the concept pushed towards the response the mechanism chose.
+    cards = [c for c in report.concepts if c.examples]
+    assert cards and all(e.lift > 0 for c in cards for e in c.examples)
+    assert all(len({e.pair_id for e in c.examples}) == len(c.examples) for c in cards)
+    # No LLM ran: the page says so instead of crediting it.
+    assert report.llm.concepts == [] and "No LLM concepts" in render_report(report)
+
+
+def test_text_from_the_data_is_escaped(demo):
+    """Names, definitions and response texts come from users' files: markup in them stays text."""
+    with ConceptStore(demo.db, create=False) as store:
+        report = build_report(store, ["human"], n_bootstrap=0)
+    card = next(c for c in report.concepts if c.examples)
+    example = card.examples[0].model_copy(update={"chosen": "<img src=x onerror=alert(2)>"})
+    card = card.model_copy(
+        update={"name": "Evil <script>alert(1)</script>", "definition": "<b>bold</b>", "examples": [example]}
+    )
+    html = render_report(report.model_copy(update={"concepts": [card]}))
+    assert "<script>alert(1)" not in html and "<img src=x" not in html and "<b>bold" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x" in html
+
+
+def test_bad_requests_name_the_problem(tmp_path, demo):
+    with ConceptStore(demo.db, create=False) as store:
+        with pytest.raises(WhyprefError, match="no mechanism 'nobody'.*known: human, judge-verbose"):
+            build_report(store, ["human", "nobody"])
+        with pytest.raises(WhyprefError, match="at least one mechanism"):
+            build_report(store, [])
+    empty = tmp_path / "unfitted.db"
+    shutil.copy(demo.db, empty)
+    with ConceptStore(empty) as store:
+        store.db.execute("delete from models")
+        with pytest.raises(WhyprefError, match="no fitted model for 'human'.*whypref fit"):
+            build_report(store, ["human"])
+
+
+def test_a_fit_stores_the_baselines_the_report_shows(demo):
+    with ConceptStore(demo.db, create=False) as store:
+        record = store.models(mechanism="judge-verbose")[-1]
+    rows = {r["model"] for r in record.metrics["evaluation"]["rows"]}
+    assert rows == {"hmdr", "longer", "length-lr"}
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed")
+def test_the_report_in_a_real_browser(demo, tmp_path):
+    """Loads with no console error or page error; data, accuracy, lifts, concept cards and planted rules
+    are on the page; the concept filter hides what does not match. Screenshot: report.png in tmp_path."""
+    assert CHROMIUM, "CI installs Chromium (.ci/run): the report must be checked in a browser there"
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: problems.append(f"fetched {r.url}") if not r.url.startswith("file:") else None)
+            page.goto(Path(demo.html).resolve().as_uri())
+            page.wait_for_load_state("load")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            assert page.locator("#data tr").count() == 1 + 3  # header and the three demo domains
+            assert page.locator("h2", has_text="What human rewards").count() == 1
+            assert page.locator("table.accuracy").count() == 2
+            assert page.locator(".domain").count() == 6  # three domains, two mechanisms
+            assert page.locator(".domain .track").count() > 6
+            assert page.locator("#planted tr").count() >= 1 + 9
+            cards = page.locator(".concept")
+            total = cards.count()
+            assert total > 3
+            page.fill("#filter", "length")
+            visible = [cards.nth(k).is_visible() for k in range(total)]
+            assert 0 < sum(visible) < total
+            page.locator(".concept details summary").first.click()
+            assert page.locator(".concept .chosen").first.is_visible()
+        finally:
+            browser.close()
+    assert problems == []
+    print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def test_write_report_creates_its_folder(tmp_path, demo):
+    copy = tmp_path / "copy.db"
+    shutil.copy(demo.db, copy)
+    with ConceptStore(copy) as store:
+        fit_mechanism(store, "human", evaluate=False)  # a model without a held-out figure
+        report = build_report(store, ["human"], n_bootstrap=0)
+    assert any("no held-out accuracy" in w for w in report.mechanisms[0].warnings)
+    path = write_report(report, tmp_path / "nested" / "r.html")
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
