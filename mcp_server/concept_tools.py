@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_server.arguments import DomainName, MechanismName, SourceName
@@ -17,7 +17,7 @@ from mcp_server.catalog import concept_detail, concept_list
 from mcp_server.errors import readable_errors
 from mcp_server.limits import heavy
 from mcp_server.progress import ProgressRelay
-from mcp_server.results import AnnotateOutcome, ConceptDetail, ConceptList, DiscoverOutcome, LLMUse
+from mcp_server.results import AnnotateOutcome, ConceptDetail, ConceptList, DiscoverOutcome, LLMUse, answer
 from mcp_server.workspace import workspace_of
 from tools.annotation import Annotation, AnnotationConfig, Representation
 from tools.concepts import Concept, ConceptKind, ConceptScope
@@ -39,11 +39,13 @@ def register(server: MCPServer[Any]) -> None:
     def list_concepts(
         ctx: Context,
         kind: Annotated[ConceptKind | None, Field(description="Only concepts of this kind.")] = None,
-    ) -> ConceptList:
+    ) -> Annotated[CallToolResult, ConceptList]:
         """Every concept in the store: id, name, kind (llm, generic, measured, manual), scope (shared or
         domain-specific), definition and how many values it has."""
         with workspace_of(ctx).store() as store:
-            return concept_list(store, kind)
+            listed = concept_list(store, kind)
+        names = ", ".join(c.name for c in listed.concepts)
+        return answer(listed, f"{len(listed.concepts)} concepts: {names}")
 
     @server.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_server.arguments import AnnotatorName, DomainName, MechanismName, ModelId, PairId, SourceName, TopK
@@ -18,20 +18,34 @@ from mcp_server.errors import readable_errors
 from mcp_server.inline import InlinePair, explain_inline, inline_pair_model
 from mcp_server.limits import heavy
 from mcp_server.results import (
+    Accuracy,
+    ComparisonAnswer,
+    Drivers,
     EvaluationResult,
     ExplainResult,
-    FitResult,
-    MechanismComparison,
+    FitAnswer,
+    GlobalAnswer,
     PairExplanation,
     Prediction,
+    answer,
 )
 from mcp_server.settings import ServerSettings
 from mcp_server.workspace import Workspace, workspace_of
 from tools.errors import WhyprefError
 from tools.model_names import DEFAULT_BOOTSTRAP
+from tools.model_selection import Evaluation
+from tools.report import explanation_warnings
 from tools.stats import store_stats
 from tools.store import ConceptStore
-from tools.workflows import ModelName, Protocol, evaluate_mechanism, explain_global, explain_pair, fit_mechanism
+from tools.workflows import (
+    FitReport,
+    ModelName,
+    Protocol,
+    evaluate_mechanism,
+    explain_global,
+    explain_pair,
+    fit_mechanism,
+)
 
 _WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 _READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -72,30 +86,33 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ood_repeats: Annotated[
             int, Field(ge=0, le=5, description="Out-of-domain accuracy: tuning repeats per held-out domain (0: skip).")
         ] = 1,
-    ) -> FitResult:
+    ) -> Annotated[CallToolResult, FitAnswer]:
         """Fit (or re-fit) a model of a mechanism's choices from the concept vectors in the store (penalties
         by 5-fold CV grouped by query, refit on all non-tie pairs, stored). Returns its held-out in-domain
         accuracy over non-tie pairs beside "the longer response wins" and, with two or more domains, its
-        leave-one-domain-out accuracy, each with 95% intervals and the verdict on length."""
+        leave-one-domain-out accuracy, each with 95% intervals and the verdict on length; the whole model
+        and its evaluation are the resource models://{model_id}."""
         with workspace_of(ctx).store() as store:
             report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
+            ood, notes = None, list(report.notes)
             if not ood_repeats:
-                return FitResult(fit=report, out_of_domain=None, out_of_domain_note="not computed (ood_repeats=0)")
-            try:
-                ood = evaluate_mechanism(
-                    store,
-                    mechanism,
-                    protocol="ood",
-                    models=[model],
-                    annotator=annotator,
-                    source=source,
-                    repeats=ood_repeats,
-                )
-            # The fit itself stands when OOD cannot be computed: one domain only (WhyprefError), or, on
-            # tiny sets, a tuning fold of the training domains with one class (the library's ValueError).
-            except (WhyprefError, ValueError) as error:
-                return FitResult(fit=report, out_of_domain=None, out_of_domain_note=str(error))
-            return FitResult(fit=report, out_of_domain=ood)
+                notes.append("out-of-domain accuracy not computed (ood_repeats=0)")
+            else:
+                try:
+                    ood = evaluate_mechanism(
+                        store,
+                        mechanism,
+                        protocol="ood",
+                        models=[model],
+                        annotator=annotator,
+                        source=source,
+                        repeats=ood_repeats,
+                    )
+                # The fit itself stands when OOD cannot be computed: one domain only (WhyprefError), or, on
+                # tiny sets, a tuning fold of the training domains with one class (the library's ValueError).
+                except (WhyprefError, ValueError) as error:
+                    notes.append(f"out-of-domain accuracy not computed: {error}")
+        return answer(_fit_answer(report, ood, notes), _fit_line(report, ood))
 
     @server.tool(annotations=_READS)
     @heavy
@@ -117,7 +134,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         random_splits: Annotated[
             bool, Field(description="Split pairs at random instead of by query group (leaks when queries repeat).")
         ] = False,
-    ) -> EvaluationResult:
+    ) -> Annotated[CallToolResult, EvaluationResult]:
         """Held-out accuracy of models of a mechanism over non-tie pairs, with 95% intervals over the held-out
         pairs, beside "the longer response wins" and a length-only regression on the same splits, with the
         paired differences and whether the model explains more than length. Refits many times."""
@@ -132,7 +149,8 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                 repeats=repeats,
                 grouped=not random_splits,
             )
-        return EvaluationResult(mechanism=mechanism, evaluation=evaluation)
+        result = EvaluationResult(mechanism=mechanism, accuracy=Accuracy.of(evaluation, per_domain=True))
+        return answer(result, f"{mechanism} ({protocol}): " + "; ".join(result.accuracy.verdicts))
 
     @server.tool(annotations=_WRITES)
     @heavy
@@ -154,13 +172,14 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
             ),
         ] = None,
         model_id: ModelId | None = None,
-    ) -> ExplainResult:
+    ) -> Annotated[CallToolResult, ExplainResult]:
         """Why a mechanism prefers what it prefers. Without a pair: the global lift of each driver per domain,
         in probability points (the average change in the probability that a response is preferred when it
         shows one unit more of the concept than the other), split into the part all domains share and the
-        domain's own part, with bootstrap intervals and how often refits select it; the chart and its JSON
-        are written to the report folder. With pair_id or an inline pair: what each concept's difference
-        did to the probability that A is preferred (pp; swapping A and B negates it), and that probability."""
+        domain's own part, with bootstrap intervals and warnings where they are thin; the chart and a JSON
+        with every figure are written to the report folder (resource whypref://reports/latest). With
+        pair_id or an inline pair: what each concept's difference did to the probability that A is
+        preferred (pp; swapping A and B negates it), and that probability."""
         workspace = workspace_of(ctx)
         with workspace.store() as store:
             if pair_id is None and pair is None:
@@ -173,7 +192,16 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                     n_bootstrap=DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
                     out_dir=workspace.settings.report_dir,
                 )
-                return ExplainResult(scope="global", global_explanation=explanation)
+                drivers = Drivers.of(explanation)
+                n_pairs = sum(d.n_pairs for d in explanation.domains)
+                result = GlobalAnswer(
+                    **dict(drivers),
+                    n_bootstrap=explanation.n_bootstrap,
+                    warnings=explanation_warnings(explanation, n_pairs),
+                    chart=explanation.png,
+                    full=explanation.json_path,
+                )
+                return answer(ExplainResult(scope="global", global_explanation=result), _drivers_line(drivers))
             if domain is not None or bootstrap is not None:
                 raise ToolError("domain and bootstrap apply to global explanations only (a pair has its own domain)")
             explained = _one_pair(workspace, store, mechanism, pair_id, pair, model_id)
@@ -181,7 +209,10 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         top = explained.model_copy(
             update={"explanation": local.model_copy(update={"concepts": local.concepts[:top_k]})}
         )
-        return ExplainResult(scope="pair", pair=top)
+        line = f"{mechanism} on pair {local.pair_id}: P(A preferred) = {local.p_a:.2f}" + "".join(
+            f"; {c.concept} {c.lift:+.1f} pp" for c in local.concepts[:3]
+        )
+        return answer(ExplainResult(scope="pair", pair=top), line)
 
     @server.tool(annotations=_READS)
     @heavy
@@ -222,7 +253,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         source: SourceName | None = None,
         domain: Annotated[DomainName | None, Field(description="Only this domain.")] = None,
         top_k: TopK = 5,
-    ) -> MechanismComparison:
+    ) -> Annotated[CallToolResult, ComparisonAnswer]:
         """How mechanisms (e.g. an LLM judge and humans) agree, overall and per domain, and what each
         rewards: the top concepts of its fitted model per domain. Agreement follows the method: over
         pairs the reference did not tie, 1 for the same verdict, 0.5 when the other ties."""
@@ -232,12 +263,61 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
             stats = store_stats(store, source=source, domain=domain, reference=reference)
             fitted = {record.mechanism for record in store.models()}
             compared = [reference, *others]
-            return MechanismComparison(
-                reference=reference,
-                agreement=[a for a in stats.agreement if a.reference == reference and a.mechanism in others],
-                per_domain=[a for a in stats.per_domain if a.mechanism in others],
-                explanations=[
-                    explain_global(store, m, domain=domain, top_k=top_k, n_bootstrap=0) for m in compared if m in fitted
-                ],
-                without_model=[m for m in compared if m not in fitted],
+            explanations = [
+                explain_global(store, m, domain=domain, top_k=top_k, n_bootstrap=0) for m in compared if m in fitted
+            ]
+        overall = [a for a in stats.agreement if a.reference == reference and a.mechanism in others]
+        per_domain: dict[str, dict[str, float | None]] = {}
+        for a in stats.per_domain:
+            if a.mechanism in others and a.domain is not None:
+                per_domain.setdefault(a.mechanism, {})[a.domain] = a.accuracy
+        result = ComparisonAnswer(
+            reference=reference,
+            agreement={a.mechanism: a.accuracy for a in overall},
+            kappa={a.mechanism: a.kappa for a in overall},
+            per_domain=per_domain,
+            explanations=[Drivers.of(e) for e in explanations],
+            without_model=[m for m in compared if m not in fitted],
+        )
+        line = "; ".join(
+            f"{m} agrees with {reference} on {100 * a:.1f}% of its non-tie pairs"
+            for m, a in result.agreement.items()
+            if a is not None
+        )
+        return answer(result, line or f"nothing to compare with {reference}")
+
+
+def _fit_answer(report: FitReport, ood: Evaluation | None, notes: list[str]) -> FitAnswer:
+    if report.evaluation_note:
+        notes.append(report.evaluation_note)
+    return FitAnswer(
+        model_id=report.model_id,
+        mechanism=report.mechanism,
+        model=report.model,
+        pairs=report.pairs,
+        ties_left_out=report.ties_left_out,
+        concepts=report.concepts,
+        domains=report.domains,
+        params=report.params,
+        in_domain=Accuracy.of(report.evaluation) if report.evaluation else None,
+        out_of_domain=Accuracy.of(ood) if ood else None,
+        notes=notes,
+        full=f"models://{report.model_id}",
+    )
+
+
+def _fit_line(report: FitReport, ood: Evaluation | None) -> str:
+    parts = [f"model {report.model_id} of {report.mechanism} on {report.pairs} non-tie pairs"]
+    for name, evaluation in (("in-domain", report.evaluation), ("out-of-domain", ood)):
+        if evaluation is not None:
+            row = evaluation.row(report.model)
+            parts.append(
+                f"{name} {row.non_tie_accuracy:.1f}% [{row.low:.1f}, {row.high:.1f}] vs longer wins "
+                f"{evaluation.row('longer').non_tie_accuracy:.1f}%"
             )
+    return "; ".join(parts)
+
+
+def _drivers_line(drivers: Drivers) -> str:
+    tops = (f"{d.domain}: " + ", ".join(f"{c.concept} {c.lift:+.1f}" for c in d.drivers[:3]) for d in drivers.domains)
+    return f"what {drivers.mechanism} rewards (pp) - " + " | ".join(tops)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
 from tools.annotation import AnnotationResult
@@ -12,9 +13,9 @@ from tools.concepts import Concept
 from tools.discovery import DiscoveryResult
 from tools.llm import Estimate
 from tools.model_selection import Evaluation
-from tools.stats import Agreement, MechanismSummary
+from tools.stats import MechanismSummary
 from tools.store import FittedModelRecord
-from tools.workflows import FitReport, GlobalExplanation, LocalExplanation
+from tools.workflows import GlobalExplanation, LocalExplanation
 
 
 class ConceptSummary(BaseModel):
@@ -51,17 +52,9 @@ class ConceptDetail(BaseModel):
     values: int
 
 
-class FitResult(BaseModel):
-    fit: FitReport = Field(description="The stored model and its held-out (in-domain) accuracy beside length.")
-    out_of_domain: Evaluation | None = Field(
-        description="Leave-one-domain-out accuracy of the same model type beside length, when computed."
-    )
-    out_of_domain_note: str | None = Field(default=None, description="Why out-of-domain accuracy is missing.")
-
-
 class EvaluationResult(BaseModel):
     mechanism: str
-    evaluation: Evaluation
+    accuracy: Accuracy
 
 
 class PairExplanation(BaseModel):
@@ -76,7 +69,7 @@ class PairExplanation(BaseModel):
 
 class ExplainResult(BaseModel):
     scope: Literal["global", "pair"]
-    global_explanation: GlobalExplanation | None = None
+    global_explanation: GlobalAnswer | None = None
     pair: PairExplanation | None = None
 
 
@@ -88,16 +81,6 @@ class Prediction(BaseModel):
     preferred: Literal["A", "B", "tie"]
     label: str | None = Field(description="The mechanism's stored verdict on this pair, if any.")
     unvalued_concepts: list[str] = Field(default_factory=list)
-
-
-class MechanismComparison(BaseModel):
-    reference: str
-    agreement: list[Agreement] = Field(description="Each mechanism against the reference, over their shared pairs.")
-    per_domain: list[Agreement] = Field(description="The same, per domain.")
-    explanations: list[GlobalExplanation] = Field(
-        description="What each mechanism rewards (top concepts per domain), for those with a fitted model."
-    )
-    without_model: list[str] = Field(description="Mechanisms with no fitted model yet (call fit to compare them).")
 
 
 class LLMUse(BaseModel):
@@ -154,3 +137,162 @@ class ModelSummary(BaseModel):
 class ModelDetail(BaseModel):
     model: ModelSummary
     explanation: GlobalExplanation
+
+
+# -- compact answers: what an assistant reads first, each value once and rounded -----------------------
+SIGNIFICANT = 3  # digits kept in every float of a tool's answer (73.8, 0.512, 12.3)
+
+
+def rounded(value: JsonValue) -> JsonValue:
+    """``value`` with every float rounded to :data:`SIGNIFICANT` significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
+def answer(result: BaseModel, text: str) -> CallToolResult:
+    """The structured result once (rounded), and one line of text for clients that show only text.
+
+    The SDK's default sends the whole JSON twice (as text and as structured content)."""
+    structured = rounded(result.model_dump(mode="json"))
+    assert isinstance(structured, dict)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+class Score(BaseModel):
+    model: str
+    accuracy: float = Field(description="Held-out accuracy over non-tie pairs (%).")
+    low: float
+    high: float
+    pairs: int
+    per_domain: dict[str, float] | None = None
+
+
+class Gap(BaseModel):
+    model: str
+    baseline: str
+    difference: float = Field(description="Paired difference on the same held-out pairs (points).")
+    low: float
+    high: float
+
+
+class Accuracy(BaseModel):
+    """One protocol's held-out accuracy beside the length baselines (longer: the longer response wins)."""
+
+    protocol: str
+    splits: str
+    scores: list[Score]
+    differences: list[Gap]
+    verdicts: list[str] = Field(description="Per model: does it explain more than length?")
+
+    @classmethod
+    def of(cls, evaluation: Evaluation, *, per_domain: bool = False) -> Accuracy:
+        models = [r.model for r in evaluation.rows if r.explains_more_than_length is not None]
+        return cls(
+            protocol=evaluation.protocol,
+            splits=evaluation.splits,
+            scores=[
+                Score(
+                    model=r.model,
+                    accuracy=r.non_tie_accuracy,
+                    low=r.low,
+                    high=r.high,
+                    pairs=r.n_pairs,
+                    per_domain=r.per_domain if per_domain else None,
+                )
+                for r in evaluation.rows
+            ],
+            differences=[Gap(**d.model_dump()) for d in evaluation.differences],
+            verdicts=[evaluation.verdict(m) for m in models],
+        )
+
+
+class FitAnswer(BaseModel):
+    model_id: str
+    mechanism: str
+    model: str
+    pairs: int = Field(description="Non-tie pairs fitted.")
+    ties_left_out: int
+    concepts: int
+    domains: list[str]
+    params: dict[str, float]
+    in_domain: Accuracy | None
+    out_of_domain: Accuracy | None
+    notes: list[str] = Field(description="Domains skipped or restricted; why an accuracy is missing.")
+    full: str = Field(description="Resource with the whole model and its evaluation.")
+
+
+class Driver(BaseModel):
+    concept: str
+    lift: float = Field(description="Change in P(preferred) per unit more of it than the other response (pp).")
+    shared: float = Field(description="The part all domains share (pp); the rest is this domain's own.")
+    low: float | None = None
+    high: float | None = None
+    domain_effect: bool | None = Field(default=None, description="Whether this domain's own part is established.")
+    unstable: bool = False
+
+
+class DomainDrivers(BaseModel):
+    domain: str
+    pairs: int
+    drivers: list[Driver]
+    notes: list[str] = Field(default_factory=list)
+
+
+class Drivers(BaseModel):
+    """What a mechanism rewards, per domain: the drivers of its latest (or given) model."""
+
+    mechanism: str
+    model_id: str
+    accuracy: str | None
+    domains: list[DomainDrivers]
+
+    @classmethod
+    def of(cls, explanation: GlobalExplanation) -> Drivers:
+        return cls(
+            mechanism=explanation.mechanism,
+            model_id=explanation.model_id,
+            accuracy=explanation.accuracy,
+            domains=[
+                DomainDrivers(
+                    domain=d.domain,
+                    pairs=d.n_pairs,
+                    notes=d.notes,
+                    drivers=[
+                        Driver(
+                            concept=c.concept,
+                            lift=c.lift,
+                            shared=c.shared,
+                            low=c.low,
+                            high=c.high,
+                            domain_effect=c.domain_effect,
+                            unstable=c.unstable,
+                        )
+                        for c in d.concepts
+                    ],
+                )
+                for d in explanation.domains
+            ],
+        )
+
+
+class GlobalAnswer(Drivers):
+    n_bootstrap: int | None
+    warnings: list[str]
+    chart: str | None = Field(description="PNG of the lifts.")
+    full: str | None = Field(description="JSON with every figure (also the resource whypref://reports/latest).")
+
+
+class ComparisonAnswer(BaseModel):
+    reference: str
+    agreement: dict[str, float | None] = Field(
+        description="Per mechanism: agreement with the reference over its non-tie pairs (a tie scores 0.5)."
+    )
+    kappa: dict[str, float | None]
+    per_domain: dict[str, dict[str, float | None]] = Field(description="Mechanism -> domain -> agreement.")
+    explanations: list[Drivers]
+    without_model: list[str] = Field(description="Mechanisms with no fitted model yet (call fit to compare them).")
