@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import openai
@@ -37,10 +38,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.utils.function_calling import convert_to_openai_function
 from pydantic import BaseModel, ValidationError
 
+from tools.batch import BatchWritten, PendingRequest, option_probabilities, write_batch
 from tools.errors import (
     LLMAnswerError,
     LLMAuthenticationError,
     LLMBadRequestError,
+    LLMConfigurationError,
     LLMError,
     LLMNotFoundError,
     LLMUnavailableError,
@@ -290,15 +293,8 @@ def _choice(message: AIMessage, options: Sequence[str]) -> Choice | None:
     """Probabilities of ``options`` among the first token's top log-probabilities (None: none of them)."""
     logprobs = (message.response_metadata or {}).get("logprobs") or {}
     content = logprobs.get("content") or []
-    if not content:
-        return None
-    mass = dict.fromkeys(options, 0.0)
-    for candidate in content[0].get("top_logprobs") or []:
-        token = str(candidate.get("token", "")).strip().lower()
-        if token in mass:
-            mass[token] += math.exp(float(candidate["logprob"]))
-    total = sum(mass.values())
-    return None if total <= 0 else Choice(probabilities={k: v / total for k, v in mass.items()})
+    probabilities = option_probabilities(content[0], options) if content else None
+    return None if probabilities is None else Choice(probabilities=probabilities)
 
 
 class LLM:
@@ -317,6 +313,8 @@ class LLM:
         price: Price | None = None,
         endpoint: str | None = None,
         embedded: bool = False,
+        batch_out: Path | None = None,
+        served_model: str | None = None,
     ) -> None:
         self.chat = chat
         self.embedded = embedded  # the built-in local model (demo-grade; Prob-rep by default)
@@ -328,6 +326,9 @@ class LLM:
         self.policy = policy or RetryPolicy()
         self.endpoint = endpoint or model_id
         self.usage = Usage(price=price)
+        # Batch mode: uncached requests go to this file (OpenAI Batch API JSONL) instead of the endpoint.
+        self.batch_out = batch_out
+        self.served_model = served_model or model_id  # the model name the endpoint knows
         # What this endpoint accepts, learnt from its refusals (once each).
         self._strict = True
         self._json_schema = True
@@ -337,6 +338,12 @@ class LLM:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, store: ConceptStore | None = None) -> LLM:
         settings = settings or Settings()
+        if settings.batch_out is not None and settings.base_url is None:
+            raise LLMConfigurationError(
+                "batch files are for an endpoint's model: set WHYPREF_BASE_URL and WHYPREF_MODEL (the model the "
+                "batch will run on) with --batch-out",
+                endpoint="none",
+            )
         chat, model_id, endpoint = chat_model(settings)
         embedded = settings.base_url is None
         return cls(
@@ -356,6 +363,8 @@ class LLM:
             price=Price(0.0, 0.0) if embedded else settings.price_of(settings.model),
             endpoint=endpoint,
             embedded=embedded,
+            batch_out=settings.batch_out,
+            served_model=settings.model,
         )
 
     def key(self, request: Request[Any]) -> str:
@@ -385,18 +394,30 @@ class LLM:
         )
 
     def _cached(self, key: str) -> dict[str, Any] | None:
-        """A valid cached answer (older stores may hold answers marked missing: those are asked again)."""
+        """A cached answer (not one marked missing by older stores, nor a batch request still pending)."""
         hit = self.store.cached_call(key) if self.store is not None else None
-        if hit is None or not isinstance(hit.response, dict) or hit.response.get("missing"):
+        if hit is None or not isinstance(hit.response, dict) or "parsed" not in hit.response:
             return None
         return hit.response
+
+    def _from_cache(self, request: Request[T], key: str) -> T | None:
+        """The cached answer if it still fits the request's schema (one imported from a batch file was
+        checked against the JSON schema only): one that does not is asked again."""
+        cached = self._cached(key)
+        if cached is None:
+            return None
+        try:
+            return request.schema.model_validate(cached["parsed"])
+        except ValidationError:
+            logger.info("a cached %s answer does not fit its schema: asking again", request.stage)
+            return None
 
     async def ask(self, request: Request[T], health: _Health | None = None) -> T | None:
         usage = self.usage.stage(request.stage)
         key = self.key(request)
-        if (cached := self._cached(key)) is not None:
+        if (cached := self._from_cache(request, key)) is not None:
             usage.cached += 1
-            return request.schema.model_validate(cached["parsed"])
+            return cached
         health = health or _Health(self.policy, self.endpoint)
         parsed, tokens = await self._ask_model(request, usage, health)
         if parsed is None:
@@ -571,6 +592,8 @@ class LLM:
         connections per loop, and a fresh loop per run would find the pooled ones bound to a closed loop.
         ``progress`` is called on the caller's thread (rich displays and MCP relays expect that).
         """
+        if self.batch_out is not None:
+            self._write_batch(requests)
         ticks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         started, finished = threading.Event(), threading.Event()
 
@@ -604,6 +627,45 @@ class LLM:
                 hint="a stronger model follows the schema better; re-running asks again (invalid answers are not kept)",
             )
         return answers
+
+    def batch_body(self, request: Request[Any]) -> dict[str, Any]:
+        """The chat completion request an endpoint would get, as a batch file's ``body``."""
+        messages = [
+            {"role": role, "content": content} for role, content in self._conversation(request, [*request.messages])
+        ]
+        return {"model": self.served_model, "messages": messages, **self._options(request)}
+
+    def _write_batch(self, requests: Sequence[Request[Any]]) -> None:
+        """Write the requests not answered yet to the batch file and stop the stage (BatchWritten); with
+        every one answered, the stage goes on from the cache."""
+        assert self.batch_out is not None
+        todo: dict[str, Request[Any]] = {}
+        for request in requests:
+            key = self.key(request)
+            if key not in todo and self._from_cache(request, key) is None:
+                todo[key] = request
+        if not todo:
+            return
+        if self.store is None:
+            raise LLMConfigurationError(
+                "batch files need a store to keep their requests pending", endpoint=self.endpoint
+            )
+        lines: list[tuple[str, dict[str, Any], PendingRequest, Any]] = [
+            (
+                key,
+                self.batch_body(r),
+                PendingRequest(
+                    stage=r.stage,
+                    json_schema=None if r.options is not None else r.schema.model_json_schema(),
+                    options=None if r.options is None else list(r.options),
+                ),
+                {"messages": [list(m) for m in r.messages], "schema": r.schema.__name__},
+            )
+            for key, r in todo.items()
+        ]
+        written = write_batch(self.store, self.batch_out, self.model_id, lines)
+        unique = len({self.key(r) for r in requests})
+        raise BatchWritten(self.batch_out, requests[0].stage, written, unique - written)
 
 
 def _first_error(failures: BaseExceptionGroup) -> BaseException:

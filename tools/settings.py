@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         description="Seconds per call (default 120; 900 for the embedded model, one call at a time).",
     )
     requests_per_minute: float | None = Field(default=None, gt=0, description="Limit on the request rate.")
+    batch_out: Path | None = Field(
+        default=None,
+        description="Write each LLM stage's uncached requests to this OpenAI Batch API JSONL instead of calling.",
+    )
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
         description='USD per million prompt and completion tokens, by model: {"gpt-4o-mini": [0.15, 0.6]}.',

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -85,6 +86,48 @@ def _logprobs(text: str) -> tuple[str, dict[str, Any]]:
     return ranked[0][0], {"content": [{**top[0], "top_logprobs": top}]}
 
 
+def completion(body: dict[str, Any], responder: Responder, number: int) -> dict[str, Any]:
+    """The chat completion an OpenAI-compatible endpoint returns for a request ``body``, the text from
+    ``responder`` (token log-probabilities too when the request asks for them)."""
+    text = responder(body["messages"])
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": message}
+    if body.get("logprobs"):
+        message["content"], choice["logprobs"] = _logprobs(text)
+    return {
+        "id": f"chatcmpl-{number}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "choices": [choice],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def run_batch_file(
+    requests: Path,
+    results: Path,
+    responder: Responder,
+    fail: Callable[[int], dict[str, Any] | None] | None = None,
+) -> int:
+    """Do what the OpenAI Batch API or ``vllm run-batch`` does with an input file: answer every request
+    line with ``responder`` and write one result line per request (``fail(n)``, when it returns an
+    error object, fails the n-th instead). Returns the number of results written."""
+    written = 0
+    with requests.open(encoding="utf-8") as lines, results.open("w", encoding="utf-8") as out:
+        for number, raw in enumerate(lines, 1):
+            request = json.loads(raw)
+            error = fail(number) if fail is not None else None
+            result: dict[str, Any] = {"id": f"batch_req_{number}", "custom_id": request["custom_id"], "error": error}
+            if error is None:
+                result["response"] = {"status_code": 200, "body": completion(request["body"], responder, number)}
+            else:
+                result["response"] = {"status_code": 500, "body": {"error": error}}
+            out.write(json.dumps(result) + "\n")
+            written += 1
+    return written
+
+
 class OpenAIStub:
     """An OpenAI-compatible /v1/chat/completions server on 127.0.0.1 with latency and scripted faults.
 
@@ -143,22 +186,7 @@ class OpenAIStub:
                             payload = {"error": {"message": fault.message, "type": "invalid_request_error"}}
                             self._send(fault.status, payload, fault.headers)
                         return
-                    text = stub.responder(body["messages"])
-                    message: dict[str, Any] = {"role": "assistant", "content": text}
-                    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": message}
-                    if body.get("logprobs"):
-                        message["content"], choice["logprobs"] = _logprobs(text)
-                    self._send(
-                        200,
-                        {
-                            "id": f"chatcmpl-{number}",
-                            "object": "chat.completion",
-                            "created": 0,
-                            "model": body["model"],
-                            "choices": [choice],
-                            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                        },
-                    )
+                    self._send(200, completion(body, stub.responder, number))
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout): nothing to answer
                 finally:

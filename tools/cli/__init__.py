@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
-from tools.cli import agent, applications, concepts, data, mcp, model
-from tools.cli.console import errors
+from tools.batch import BatchWritten
+from tools.cli import agent, applications, batch, concepts, data, mcp, model
+from tools.cli.console import console, errors
 from tools.errors import WhyprefError
 
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BatchWritten as written:  # the stage's requests are in the file: the run did what was asked
+            console.print(str(written), highlight=False)
+            ctx.exit(0)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="whypref",
     help="Why was this response preferred? Concept-based explanations of human votes, LLM judges and reward models.",
     no_args_is_help=True,
@@ -25,6 +40,7 @@ concepts.register(app)
 mcp.register(app)
 applications.register(app)
 agent.register(app)
+batch.register(app)
 
 
 @app.callback()
@@ -32,8 +48,17 @@ def _options(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Log to stderr: -v retries and stages, -vv debug.")
     ] = 0,
+    batch_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="LLM stages write their uncached requests to this OpenAI Batch API JSONL (vllm run-batch reads it "
+            "too) instead of calling the endpoint; `whypref batch import` reads the results back.",
+        ),
+    ] = None,
 ) -> None:
     """Why was this response preferred? Concept-based explanations of human votes, LLM judges and reward models."""
+    if batch_out is not None:  # every LLM the command builds reads it from the settings
+        os.environ["WHYPREF_BATCH_OUT"] = str(batch_out)
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:  # the HTTP clients log every request at INFO

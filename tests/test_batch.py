@@ -1,0 +1,118 @@
+"""Batch files: an LLM stage writes its uncached requests as an OpenAI Batch API JSONL, a local stand-in
+for the Batch API / vllm run-batch answers the file, `whypref batch import` reads the results into the
+cache (failed and misfitting lines reported, not cached), and a re-run of the stage completes from the
+cache without a call. The endpoint is a closed port: any call would fail the run."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tools.cli import app
+from tools.concepts import Concept, ConceptKind
+from tools.demo_data import DEMO_MECHANISMS, demo_pairs
+from tools.store import ConceptStore
+from tools.testing import closed_port_url, pipeline_responder, run_batch_file
+
+runner = CliRunner()
+CONCEPTS = ("Structure", "Code Examples", "Engagement")
+
+
+@pytest.fixture
+def batch_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("WHYPREF_BASE_URL", closed_port_url())  # a call would be refused
+    monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+    monkeypatch.setenv("WHYPREF_API_KEY", "test")
+    monkeypatch.delenv("WHYPREF_BATCH_OUT", raising=False)
+    db = tmp_path / "s.db"
+    with ConceptStore(db) as store:
+        store.add_labeled_pairs(demo_pairs(2), DEMO_MECHANISMS)
+        for name in CONCEPTS:
+            store.add_concept(Concept(name=name, definition=f"A high score indicates {name}.", kind=ConceptKind.LLM))
+    return db
+
+
+def said(result) -> str:
+    """What a command printed, on one line (the console wraps long lines)."""
+    return " ".join(result.output.split())
+
+
+def annotate(db, batch):
+    # The global option sets WHYPREF_BATCH_OUT for the whole process: the fixture's monkeypatch removes it.
+    return runner.invoke(
+        app, ["--batch-out", str(batch), "annotate", "--db", str(db), "--representation", "comp", "--no-relevance"]
+    )
+
+
+def test_a_batch_round_trip_ends_with_no_call(batch_env, tmp_path, monkeypatch):
+    db, batch, results = batch_env, tmp_path / "batch.jsonl", tmp_path / "results.jsonl"
+    first = annotate(db, batch)
+    assert first.exit_code == 0, first.output
+    lines = [json.loads(line) for line in batch.read_text().splitlines()]
+    n = len(lines)  # 6 pairs in both orders, one call for the three concepts; identical requests once
+    assert 10 <= n <= 12 and len({line["custom_id"] for line in lines}) == n
+    assert f"wrote {n} compare requests" in said(first) and "whypref batch import" in said(first)
+    assert {line["method"] for line in lines} == {"POST"} and {line["url"] for line in lines} == {
+        "/v1/chat/completions"
+    }
+    assert all(line["body"]["model"] == "stub-model" and "response_format" in line["body"] for line in lines)
+    with ConceptStore(db) as store:
+        assert not any(v.annotator != "measured" for v in store.values())  # nothing valued yet
+
+    # The batch runs; two requests fail there, and one answer comes back without JSON.
+    run_batch_file(
+        batch, results, pipeline_responder, fail=lambda k: {"message": "overloaded"} if k in (3, 7) else None
+    )
+    answered = results.read_text().splitlines()
+    broken = json.loads(answered[4])
+    broken["response"]["body"]["choices"][0]["message"]["content"] = "I think A is better."
+    answered[4] = json.dumps(broken)
+    results.write_text("\n".join([*answered, "not json"]) + "\n")
+
+    imported = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
+    assert imported.exit_code == 1  # problems are loud...
+    assert f"{n + 1} results: {n - 3} answers cached, 0 already answered, 4 not cached" in said(imported)
+    assert f"{results}:3: the request failed" in said(imported)
+    assert f"{results}:5: the answer is not JSON" in said(imported) and f"{results}:{n + 1}: not JSON" in said(imported)
+
+    # ...and the three unanswered requests are written again, the others kept.
+    batch.unlink()
+    second = annotate(db, batch)
+    assert second.exit_code == 0 and "wrote 3 compare requests" in said(second), second.output
+    assert f"{n - 3} already answered" in said(second)
+    run_batch_file(batch, results, pipeline_responder)
+    again = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
+    assert again.exit_code == 0 and "3 answers cached" in said(again)
+
+    # Everything is answered: the stage completes from the cache (the endpoint is a closed port).
+    batch.unlink()
+    done = annotate(db, batch)
+    assert done.exit_code == 0, done.output
+    assert "Annotated 6 pairs" in said(done) and not batch.exists()
+    with ConceptStore(db) as store:
+        values = [v for v in store.values() if v.annotator != "measured"]
+    assert len(values) == 6 * len(CONCEPTS)
+    assert all(v.value == 0 for v in values if v.concept_id == "engagement")  # position bias zeroed as ever
+    # Importing the same results twice changes nothing.
+    repeat = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
+    assert repeat.exit_code == 0 and "3 already answered" in said(repeat)
+
+
+def test_batch_import_names_bad_input(batch_env, tmp_path):
+    db = batch_env
+    missing = runner.invoke(app, ["batch", "import", str(tmp_path / "nope.jsonl"), "--db", str(db)])
+    assert missing.exit_code == 1 and "nope.jsonl: no such file" in str(missing.exception)  # main() prints it
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text(json.dumps({"custom_id": "0" * 64, "response": {"status_code": 200, "body": {}}}) + "\n{}\n")
+    with ConceptStore(db) as store:
+        before = store.content_digest()
+    out = runner.invoke(app, ["batch", "import", str(stray), "--db", str(db)])
+    assert out.exit_code == 1 and "is no request of this store" in said(out) and ":2: no custom_id" in said(out)
+    with ConceptStore(db) as store:
+        assert store.content_digest() == before
+
+
+def test_batch_files_need_an_endpoint_model(batch_env, tmp_path, monkeypatch):
+    monkeypatch.delenv("WHYPREF_BASE_URL")
+    out = annotate(batch_env, tmp_path / "b.jsonl")
+    assert out.exit_code == 1 and "batch files are for an endpoint's model" in str(out.exception)
