@@ -59,7 +59,7 @@ def test_a_batch_round_trip_ends_with_no_call(batch_env, tmp_path, monkeypatch):
     with ConceptStore(db) as store:
         assert not any(v.annotator != "measured" for v in store.values())  # nothing valued yet
 
-    # The batch runs; two requests fail there, and one answer comes back without JSON.
+    # The batch runs; two requests fail there, one answer comes back without JSON, one off its schema.
     run_batch_file(
         batch, results, pipeline_responder, fail=lambda k: {"message": "overloaded"} if k in (3, 7) else None
     )
@@ -67,22 +67,26 @@ def test_a_batch_round_trip_ends_with_no_call(batch_env, tmp_path, monkeypatch):
     broken = json.loads(answered[4])
     broken["response"]["body"]["choices"][0]["message"]["content"] = "I think A is better."
     answered[4] = json.dumps(broken)
+    misfit = json.loads(answered[5])
+    misfit["response"]["body"]["choices"][0]["message"]["content"] = '{"c1": 9}'
+    answered[5] = json.dumps(misfit)
     results.write_text("\n".join([*answered, "not json"]) + "\n")
 
     imported = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
     assert imported.exit_code == 1  # problems are loud...
-    assert f"{n + 1} results: {n - 3} answers cached, 0 already answered, 4 not cached" in said(imported)
+    assert f"{n + 1} results: {n - 4} answers cached, 0 already answered, 5 not cached" in said(imported)
     assert f"{results}:3: the request failed" in said(imported)
+    assert f"{results}:6: the answer does not fit its schema" in said(imported)
     assert f"{results}:5: the answer is not JSON" in said(imported) and f"{results}:{n + 1}: not JSON" in said(imported)
 
-    # ...and the three unanswered requests are written again, the others kept.
+    # ...and the four unanswered requests are written again, the others kept.
     batch.unlink()
     second = annotate(db, batch)
-    assert second.exit_code == 0 and "wrote 3 compare requests" in said(second), second.output
-    assert f"{n - 3} already answered" in said(second)
+    assert second.exit_code == 0 and "wrote 4 compare requests" in said(second), second.output
+    assert f"{n - 4} already answered" in said(second)
     run_batch_file(batch, results, pipeline_responder)
     again = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
-    assert again.exit_code == 0 and "3 answers cached" in said(again)
+    assert again.exit_code == 0 and "4 answers cached" in said(again)
 
     # Everything is answered: the stage completes from the cache (the endpoint is a closed port).
     batch.unlink()
@@ -95,7 +99,7 @@ def test_a_batch_round_trip_ends_with_no_call(batch_env, tmp_path, monkeypatch):
     assert all(v.value == 0 for v in values if v.concept_id == "engagement")  # position bias zeroed as ever
     # Importing the same results twice changes nothing.
     repeat = runner.invoke(app, ["batch", "import", str(results), "--db", str(db)])
-    assert repeat.exit_code == 0 and "3 already answered" in said(repeat)
+    assert repeat.exit_code == 0 and "4 already answered" in said(repeat)
 
 
 def test_batch_import_names_bad_input(batch_env, tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
@@ -42,10 +43,13 @@ def annotator_name(representation: Representation, model_id: str) -> str:
     return f"{representation}:{model_id}"
 
 
-def _answer_schema(name: str, keys: Sequence[str], values: tuple[int, ...] | type) -> type[BaseModel]:
-    """An answer with one required field per concept key (c1..cN), as the embedded model answers best."""
+@cache
+def _answer_schema(name: str, size: int, values: tuple[int, ...] | type) -> type[BaseModel]:
+    """An answer with one required field per concept key (c1..cN), as the embedded model answers best.
+
+    One class per chunk size: a class costs about a millisecond and 68 KiB, and requests are many."""
     kind = Literal[values] if isinstance(values, tuple) else values  # type: ignore[valid-type]
-    return create_model(name, **{key: (kind, ...) for key in keys})  # type: ignore[call-overload]
+    return create_model(name, **{f"c{i}": (kind, ...) for i in range(1, size + 1)})  # type: ignore[call-overload]
 
 
 Todo = list[tuple[Pair, list[Concept]]]
@@ -221,7 +225,7 @@ class Annotation:
         requests = []
         for pair, concepts in todo:
             for chunk in self._chunks(concepts):
-                schema = _answer_schema(task.schema, [f"c{i}" for i in range(1, len(chunk) + 1)], task.values)
+                schema = _answer_schema(task.schema, len(chunk), task.values)
                 for variables in task.variants(pair, self.max_chars):
                     requests.append(
                         Request(

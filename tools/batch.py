@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tools.errors import InputError, WhyprefError
 from tools.store import CachedCall, ConceptStore
 
 CHAT_URL = "/v1/chat/completions"
+WRITE_CHUNK = 1000  # answers written to the cache at a time
 
 
 class BatchWritten(WhyprefError):
@@ -70,11 +72,12 @@ def write_batch(
     with path.open("a", encoding="utf-8") as out:
         for key, body, _, _ in lines:
             out.write(request_line(key, body) + "\n")
-    with store.atomic():
-        for key, _, pending, request in lines:
-            store.cache_call(
-                CachedCall(key=key, model=model, request=request, response={"pending": pending.model_dump(mode="json")})
-            )
+    store.cache_calls(
+        [
+            CachedCall(key=key, model=model, request=request, response={"pending": pending.model_dump(mode="json")})
+            for key, _, pending, request in lines
+        ]
+    )
     return len(lines)
 
 
@@ -108,6 +111,15 @@ def parse_json_answer(content: str) -> Any:
     return json.loads(text)
 
 
+@cache
+def _validator(schema: str) -> jsonschema.protocols.Validator:
+    """A checked validator per schema: building one costs milliseconds, and answers are many."""
+    loaded = json.loads(schema)
+    kind = jsonschema.validators.validator_for(loaded)
+    kind.check_schema(loaded)
+    return kind(loaded)  # type: ignore[no-any-return]
+
+
 def _answer(pending: PendingRequest, body: dict[str, Any]) -> JsonValue:
     """The parsed answer of one result body; ValueError says why it does not fit."""
     content, logprobs = _content(body)
@@ -123,10 +135,9 @@ def _answer(pending: PendingRequest, body: dict[str, Any]) -> JsonValue:
     except json.JSONDecodeError as error:
         raise ValueError(f"the answer is not JSON ({error.msg})") from error
     if pending.json_schema is not None:
-        try:
-            jsonschema.validate(parsed, pending.json_schema)
-        except jsonschema.ValidationError as error:
-            raise ValueError(f"the answer does not fit its schema ({error.message})") from error
+        misfit = jsonschema.exceptions.best_match(_validator(json.dumps(pending.json_schema)).iter_errors(parsed))
+        if misfit is not None:
+            raise ValueError(f"the answer does not fit its schema ({misfit.message})")
     return parsed  # type: ignore[no-any-return]
 
 
@@ -137,6 +148,7 @@ def import_results(store: ConceptStore, path: Path) -> ImportReport:
         raise InputError(f"{path}: no such file")
     cached = already = lines = 0
     problems: list[str] = []
+    answers: list[CachedCall] = []
     with store.atomic(), path.open(encoding="utf-8") as results:
         for number, raw in enumerate(results, 1):
             if not raw.strip():
@@ -173,7 +185,7 @@ def import_results(store: ConceptStore, path: Path) -> ImportReport:
                 problems.append(f"{where}: {error}")
                 continue
             usage = body.get("usage") or {}
-            store.cache_call(
+            answers.append(
                 hit.model_copy(
                     update={
                         "response": {"parsed": answer},
@@ -182,5 +194,8 @@ def import_results(store: ConceptStore, path: Path) -> ImportReport:
                     }
                 )
             )
-            cached += 1
-    return ImportReport(lines=lines, cached=cached, already=already, problems=problems)
+            if len(answers) == WRITE_CHUNK:
+                store.cache_calls(answers)
+                cached, answers = cached + len(answers), []
+        store.cache_calls(answers)
+    return ImportReport(lines=lines, cached=cached + len(answers), already=already, problems=problems)

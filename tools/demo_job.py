@@ -23,7 +23,7 @@ from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_me
 # Small on purpose: the embedded model takes seconds per call on two cores.
 # No query tagging: it would ask the LLM about every one of the 300 pairs to stratify 3 batches.
 DEMO_DISCOVERY = DiscoveryConfig(
-    batches_per_domain=1, batch_size=4, concepts_per_batch=5, include_generic=False, min_pairs_to_tag=100_000
+    batches_per_domain=1, batch_size=4, concepts_per_batch=3, include_generic=False, min_pairs_to_tag=100_000
 )
 TOP_K = 8  # drivers shown per domain
 
@@ -49,7 +49,7 @@ def run_demo(
     make_llm: Callable[[ConceptStore], LLM] | None,
     progress: Callable[[str, int, int], None] | None = None,
     max_chars: int = 1500,
-    llm_per_domain: int = 4,
+    llm_per_domain: int = 2,
 ) -> DemoReport:
     """``make_llm`` builds the LLM over the demo store (its cache); None: measured concepts only. Code
     measures every pair and mines phrases for free; the LLM discovers and annotates only

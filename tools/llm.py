@@ -274,6 +274,18 @@ def _fatal(error: openai.APIError, endpoint: str) -> LLMError | None:
     return None
 
 
+_SCHEMAS: dict[tuple[type[BaseModel], bool], dict[str, Any]] = {}
+
+
+def json_schema(schema: type[BaseModel], *, strict: bool = False) -> dict[str, Any]:
+    """The JSON schema of an answer model, or with ``strict`` its strict OpenAI ``json_schema`` form;
+    computed once per class (every request's cache key holds it, and requests are many)."""
+    if (schema, strict) not in _SCHEMAS:
+        made = convert_to_openai_function(schema, strict=True)["parameters"] if strict else schema.model_json_schema()
+        _SCHEMAS[schema, strict] = made
+    return _SCHEMAS[schema, strict]
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count (about 4 characters a token for English), for estimates only."""
     return max(1, len(text) // 4)
@@ -371,7 +383,7 @@ class LLM:
         content: dict[str, Any] = {
             "model": self.model_id,
             "messages": request.messages,
-            "schema": request.schema.model_json_schema(),
+            "schema": json_schema(request.schema),
             "temperature": self.temperature,
             "max_tokens": request.max_tokens,
         }
@@ -443,11 +455,7 @@ class LLM:
         if request.options is not None:
             options |= {"logprobs": True, "top_logprobs": _TOP_LOGPROBS}
         elif self._json_schema:
-            schema = (
-                convert_to_openai_function(request.schema, strict=True)["parameters"]
-                if self._strict
-                else request.schema.model_json_schema()
-            )
+            schema = json_schema(request.schema, strict=self._strict)
             format_ = {"name": request.schema.__name__, "schema": schema} | ({"strict": True} if self._strict else {})
             options["response_format"] = {"type": "json_schema", "json_schema": format_}
         else:
@@ -458,7 +466,7 @@ class LLM:
         if request.options is not None or self._json_schema:
             return conversation
         # json_object mode: the schema goes into the system prompt instead (chat templates want one, first).
-        schema = json.dumps(request.schema.model_json_schema())
+        schema = json.dumps(json_schema(request.schema))
         note = f"Reply with one JSON object that follows this JSON schema: {schema}"
         if conversation and conversation[0][0] == "system":
             return [("system", f"{conversation[0][1]}\n\n{note}"), *conversation[1:]]
@@ -656,7 +664,7 @@ class LLM:
                 self.batch_body(r),
                 PendingRequest(
                     stage=r.stage,
-                    json_schema=None if r.options is not None else r.schema.model_json_schema(),
+                    json_schema=None if r.options is not None else json_schema(r.schema),
                     options=None if r.options is None else list(r.options),
                 ),
                 {"messages": [list(m) for m in r.messages], "schema": r.schema.__name__},

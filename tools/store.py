@@ -693,7 +693,15 @@ class ConceptStore:
         return CachedCall(**{**row, "request": json.loads(row["request"]), "response": json.loads(row["response"])})
 
     def cache_call(self, call: CachedCall) -> None:
-        row = {**call.model_dump(mode="json"), "created_at": _now()}
-        row["request"], row["response"] = _dumps(row["request"]), _dumps(row["response"])
+        self.cache_calls([call])
+
+    def cache_calls(self, calls: Sequence[CachedCall]) -> None:
+        """Keep answers (or pending batch requests) by key, in one transaction."""
+        now = _now()
+        rows = []
+        for call in calls:
+            row = {**call.model_dump(mode="json"), "created_at": now}
+            row["request"], row["response"] = _dumps(row["request"]), _dumps(row["response"])
+            rows.append(row)
         with self.atomic():
-            self.db["llm_cache"].upsert(row, pk="key")  # type: ignore[union-attr]
+            self.db["llm_cache"].upsert_all(rows, pk="key")  # type: ignore[union-attr]

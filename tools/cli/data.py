@@ -238,7 +238,7 @@ def demo_command(
     per_domain: Annotated[int, typer.Option(min=8, max=1000, help="Pairs per domain (3 domains).")] = 100,
     llm_pairs: Annotated[
         int, typer.Option(min=1, max=100, help="Pairs per domain the LLM annotates (slow with the embedded model).")
-    ] = 4,
+    ] = 2,
     measured_only: Annotated[bool, typer.Option(help="No LLM: only the concepts code measures.")] = False,
 ) -> None:
     """The main job on a demo set whypref writes itself: import, discover and annotate concepts with the
