@@ -101,6 +101,13 @@ def test_concepts_values_and_matrix(store):
     )
     matrix = store.concept_matrix(pair_ids, ids, "llm")
     np.testing.assert_array_equal(matrix, [[1, 0], [0, 0], [0, -1]])
+    # Rows and columns in the order asked, whatever the order of storage; any annotator when each has one.
+    np.testing.assert_array_equal(store.concept_matrix(pair_ids[::-1], ids[::-1]), [[-1, 0], [0, 0], [0, 1]])
+    store.put_values([ConceptValue(pair_id=pair_ids[1], concept_id="use-of-examples", annotator="human", value=-1)])
+    with pytest.raises(StoreError, match="'use-of-examples' has values from human, llm: choose one with --annotator"):
+        store.concept_matrix(pair_ids, ids)
+    np.testing.assert_array_equal(store.concept_matrix(pair_ids, ids, "human"), [[0, 0], [-1, 0], [0, 0]])
+    store.db.execute("delete from concept_values where annotator = 'human'")
     assert len(store.missing_values(pair_ids, ids, "llm")) == 4
     assert store.missing_values(pair_ids, ids, "other") == [(p, c) for p in pair_ids for c in ids]
     store.delete_concept("code-blocks")

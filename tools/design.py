@@ -6,7 +6,6 @@ that reads vectors from the store can be tried before any LLM annotation exists.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -167,7 +166,7 @@ def load_design(
     if not concepts:
         raise StoreError(f"{store.path}: no concepts yet (discover or add some, or import concept values)")
     pair_ids = [r["pair_id"] for r in rows]
-    X = _values(store, pair_ids, [c.id for c in concepts], annotator)
+    X = store.concept_matrix(pair_ids, [c.id for c in concepts], annotator)
     domains = np.array([r["domain"] for r in rows])
     shared, masks = scope_masks(concepts, sorted(set(domains)))
     y = np.array([_Y[r["verdict"]] for r in rows], dtype=np.int64)
@@ -175,36 +174,6 @@ def load_design(
     groups = pair_groups(texts)
     lengths = np.array([(len(a), len(b)) for _, a, b in texts], dtype=np.float64).reshape(-1, 2)
     return Design(X, y, domains, pair_ids, concepts, shared, masks, groups, lengths)
-
-
-def _values(
-    store: ConceptStore, pair_ids: list[str], concept_ids: list[str], annotator: str | None
-) -> NDArray[np.float64]:
-    row_of = {p: i for i, p in enumerate(pair_ids)}
-    col_of = {c: j for j, c in enumerate(concept_ids)}
-    query = "select pair_id, concept_id, annotator, value from concept_values"
-    args: list[str] = []
-    if annotator is not None:
-        query += " where annotator = ?"
-        args.append(annotator)
-    annotators: dict[str, set[str]] = defaultdict(set)
-    cells: list[tuple[int, int, float]] = []
-    for row in store.db.query(query, args):
-        i, j = row_of.get(row["pair_id"]), col_of.get(row["concept_id"])
-        if i is not None and j is not None:
-            annotators[row["concept_id"]].add(row["annotator"])
-            cells.append((i, j, row["value"]))
-    ambiguous = {c: sorted(a) for c, a in annotators.items() if len(a) > 1}
-    if ambiguous:
-        first = next(iter(ambiguous))
-        raise StoreError(
-            f"concept {first!r} has values from {', '.join(ambiguous[first])}: choose one with --annotator"
-        )
-    X = np.zeros((len(pair_ids), len(concept_ids)))
-    if cells:
-        rows, cols, vals = (np.array(column) for column in zip(*cells, strict=True))
-        X[rows.astype(int), cols.astype(int)] = vals
-    return X
 
 
 PLANTED_ANNOTATOR = "planted"

@@ -605,16 +605,35 @@ class ConceptStore:
         }
         return [(p, c) for p in pair_ids for c in concept_ids if (p, c) not in have]
 
-    def concept_matrix(self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str) -> np.ndarray:
-        """Dense (pairs x concepts) matrix of one annotator's values; missing cells are 0."""
-        row_of = {p: i for i, p in enumerate(pair_ids)}
-        col_of = {c: j for j, c in enumerate(concept_ids)}
+    def concept_matrix(
+        self, pair_ids: Sequence[str], concept_ids: Sequence[str], annotator: str | None = None
+    ) -> np.ndarray:
+        """Dense (pairs x concepts) matrix of values, missing cells 0: one annotator's, or with ``annotator``
+        None each concept's only annotator (a StoreError names a concept valued by two).
+
+        The join runs in SQLite and the cells stream into numpy: no Python object per value."""
+        pairs, concepts = json.dumps(list(pair_ids)), json.dumps(list(concept_ids))
+        # Pairs drive the join (the primary key starts with pair_id) and each value finds its column in the
+        # concepts, materialised once with an index: CROSS JOIN fixes that order (the planner cannot size
+        # json_each, and its own order scans the pairs' JSON once per value).
+        joined = (
+            "from json_each(:pairs) r cross join concept_values v on v.pair_id = r.value "
+            "cross join c on c.concept_id = v.concept_id"
+            + ("" if annotator is None else " where v.annotator = :annotator")
+        )
+        concepts_first = "with c(j, concept_id) as materialized (select key, value from json_each(:concepts)) "
+        args = {"pairs": pairs, "concepts": concepts, "annotator": annotator}
+        if annotator is None:
+            by_concept = f"select v.concept_id, group_concat(distinct v.annotator) {joined} group by v.concept_id"
+            query = concepts_first + by_concept
+            for concept_id, annotators in self.db.execute(query, args).fetchall():
+                if "," in annotators:
+                    named = ", ".join(sorted(annotators.split(",")))
+                    raise StoreError(f"concept {concept_id!r} has values from {named}: choose one with --annotator")
+        cursor = self.db.execute(f"{concepts_first}select r.key, c.j, v.value {joined}", args)
+        cells = np.fromiter((x for row in cursor for x in row), dtype=np.float64).reshape(-1, 3)
         matrix = np.zeros((len(pair_ids), len(concept_ids)))
-        query = "select pair_id, concept_id, value from concept_values where annotator = ?"
-        for row in self.db.query(query, [annotator]):
-            i, j = row_of.get(row["pair_id"]), col_of.get(row["concept_id"])
-            if i is not None and j is not None:
-                matrix[i, j] = row["value"]
+        matrix[cells[:, 0].astype(np.intp), cells[:, 1].astype(np.intp)] = cells[:, 2]
         return matrix
 
     # -- fitted models and runs ---------------------------------------------------------------
