@@ -38,7 +38,6 @@ def said(result) -> str:
 
 
 def annotate(db, batch):
-    # The global option sets WHYPREF_BATCH_OUT for the whole process: the fixture's monkeypatch removes it.
     return runner.invoke(
         app, ["--batch-out", str(batch), "annotate", "--db", str(db), "--representation", "comp", "--no-relevance"]
     )
@@ -120,3 +119,11 @@ def test_batch_files_need_an_endpoint_model(batch_env, tmp_path, monkeypatch):
     monkeypatch.delenv("WHYPREF_BASE_URL")
     out = annotate(batch_env, tmp_path / "b.jsonl")
     assert out.exit_code == 1 and "batch files are for an endpoint's model" in str(out.exception)
+
+
+def test_batch_mode_lasts_one_invocation(batch_env, tmp_path):
+    """--batch-out belongs to the command it precedes: the next command in the same process calls the
+    endpoint again (here a closed port, so it fails loudly)."""
+    assert annotate(batch_env, tmp_path / "b.jsonl").exit_code == 0
+    plain = runner.invoke(app, ["annotate", "--db", str(batch_env), "--representation", "comp", "--no-relevance"])
+    assert plain.exit_code == 1 and "connection failed" in str(plain.exception)

@@ -28,6 +28,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 Matrix: TypeAlias = NDArray[np.float64] | sp.csr_matrix | sp.csr_array
 DomainMasks: TypeAlias = Mapping[Any, ArrayLike]
@@ -344,6 +345,12 @@ def _check_domains(domains: ArrayLike | None, n_samples: int) -> NDArray[Any]:
     return domains
 
 
+def _one_blas_thread() -> threadpool_limits:
+    """The solver's products are thin (rows x a few dozen concepts): BLAS threads only contend for them,
+    tripling the CPU time of a fit on 50k pairs for no gain in wall time."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
     """Logistic regression with shared weights and sparse per-domain deviations (HMDR).
 
@@ -492,7 +499,8 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
         start = np.zeros(data.structure.shape)
         if previous is not None and previous[0].shape == start.shape and np.array_equal(previous[1], domain_values):
             start = previous[0]
-        return self._solve(data, classes, domain_values, start)
+        with _one_blas_thread():
+            return self._solve(data, classes, domain_values, start)
 
     def fit_path(
         self,
@@ -524,11 +532,12 @@ class HierarchicalMultiDomainRegression(ClassifierMixin, BaseEstimator):
         template = clone(self)
         data, classes, domain_values = template._training_data(X, y, domains, shared_mask, domain_masks)
         fitted, start = [], np.zeros(data.structure.shape)
-        for point in params:
-            model = clone(self).set_params(**point)
-            model.n_features_in_ = template.n_features_in_
-            fitted.append(model._solve(data, classes, domain_values, start))
-            start = np.vstack([model.coef_shared_, model.coef_domain_])
+        with _one_blas_thread():
+            for point in params:
+                model = clone(self).set_params(**point)
+                model.n_features_in_ = template.n_features_in_
+                fitted.append(model._solve(data, classes, domain_values, start))
+                start = np.vstack([model.coef_shared_, model.coef_domain_])
         return fitted
 
     def _training_data(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ from typer.core import TyperGroup
 from tools.batch import BatchWritten
 from tools.cli import agent, applications, batch, concepts, data, mcp, model
 from tools.cli.console import console, errors
+from tools.cli.options import RUN
 from tools.errors import WhyprefError
 
 
@@ -59,8 +59,7 @@ def _options(
     ] = None,
 ) -> None:
     """Why was this response preferred? Concept-based explanations of human votes, LLM judges and reward models."""
-    if batch_out is not None:  # every LLM the command builds reads it from the settings
-        os.environ["WHYPREF_BATCH_OUT"] = str(batch_out)
+    RUN.batch_out = batch_out
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:  # the HTTP clients log every request at INFO

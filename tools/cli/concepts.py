@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tools.cli.console import add_columns, console
-from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
+from tools.cli.options import DEFAULT_DB, RUN, DbOption, DomainOption, SourceOption
 from tools.cli.progress import print_cost, print_estimate, stage_progress
 from tools.concepts import Concept, ConceptKind, ConceptScope, Representation
 from tools.errors import WhyprefError
@@ -27,6 +27,8 @@ def make_llm(store: ConceptStore) -> LLM:
     from tools.llm import LLM
 
     settings = Settings()
+    if RUN.batch_out is not None:
+        settings = settings.model_copy(update={"batch_out": RUN.batch_out})
     if settings.base_url is None:
         console.print(
             "Using the embedded local model (Qwen2.5-Coder 1.5B): demo-grade, a weak annotator. "
