@@ -80,3 +80,25 @@ def test_empty_file_is_an_error(tmp_path, fmt):
     path.write_text("[]" if fmt == "json" else ("query,winner\n" if fmt == "csv" else ""))
     with pytest.raises(Exception, match="no records found"):
         read_file(path, fmt)
+
+
+def test_a_large_file_is_written_in_chunks_but_lands_whole_or_not_at_all(tmp_path, store):
+    """Records are validated and written a chunk at a time (memory does not grow with the file), inside
+    one transaction: a bad record after several chunks leaves the store as it was, and a good file
+    lands whole."""
+    from tools.errors import InputError
+    from tools.importers import IMPORT_CHUNK
+
+    rows = [
+        {"query": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "domain": f"d{i % 3}"} for i in range(5000)
+    ]
+    assert len(rows) > 2 * IMPORT_CHUNK
+    before = store.content_digest()
+    bad = write_jsonl(tmp_path / "bad.jsonl", [*rows, {"query": "q", "chosen": "", "rejected": "r", "domain": "d"}])
+    with pytest.raises(InputError, match=r"bad\.jsonl.*line 5001"):
+        import_file(store, bad)
+    assert store.content_digest() == before and store.count("pairs") == 0
+    summary = import_file(store, write_jsonl(tmp_path / "good.jsonl", rows))
+    assert summary.pairs == summary.new_pairs == 5000 and summary.labels == 5000
+    assert summary.domains == ["d0", "d1", "d2"] and summary.mechanisms == ["human"]
+    assert store.count("pairs") == 5000

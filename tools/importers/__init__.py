@@ -7,8 +7,9 @@ in one transaction, so a bad record anywhere leaves the store exactly as it was.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from tools.concepts import Concept, ConceptValue
@@ -21,7 +22,16 @@ from tools.importers.native import looks_native, read_native
 from tools.pairs import LabeledPair, Mechanism, MechanismKind
 from tools.store import ConceptStore, ImportSummary
 
-__all__ = ["FORMATS", "ColumnMapping", "ImportBatch", "ImportOptions", "detect_format", "import_file", "read_file"]
+__all__ = [
+    "FORMATS",
+    "ColumnMapping",
+    "ImportBatch",
+    "ImportOptions",
+    "detect_format",
+    "import_file",
+    "iter_items",
+    "read_file",
+]
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -83,29 +93,41 @@ class ImportBatch:
     values: list[ConceptValue] = field(default_factory=list)
 
 
-def read_file(
+IMPORT_CHUNK = 2000  # pairs validated, then written, at a time (all inside the import's one transaction)
+
+
+def iter_items(
     path: Path, fmt: str, options: ImportOptions | None = None, progress: Callable[[int], None] | None = None
-) -> ImportBatch:
-    """Parse and validate a whole file. Identical rows of one file stay separate pairs."""
+) -> Iterator[LabeledPair]:
+    """Parse and validate a file record by record. Identical rows of one file stay separate pairs."""
     options = options or ImportOptions()
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    format_ = FORMATS[fmt]
-    items: list[LabeledPair] = []
     seen: Counter[str] = Counter()
-    for item in format_.read(Path(path), options):
+    for count, item in enumerate(FORMATS[fmt].read(Path(path), options), 1):
         if seen[item.pair.id]:
             repeat = item.pair.model_copy(update={"duplicate_index": seen[item.pair.id]})
             seen[item.pair.id] += 1
             item = LabeledPair(pair=repeat, labels=item.labels)
         seen[item.pair.id] += 1
-        items.append(item)
         if progress is not None:
-            progress(len(items))
+            progress(count)
+        yield item
+
+
+def _mechanisms(fmt: str, options: ImportOptions | None, items: Iterable[LabeledPair]) -> list[Mechanism]:
+    names = sorted({label.mechanism for item in items for label in item.labels})
+    return [Mechanism(name=n, kind=FORMATS[fmt].kind_of(n, options or ImportOptions())) for n in names]
+
+
+def read_file(
+    path: Path, fmt: str, options: ImportOptions | None = None, progress: Callable[[int], None] | None = None
+) -> ImportBatch:
+    """Parse and validate a whole file (nothing is written)."""
+    items = list(iter_items(path, fmt, options, progress))
     if not items:
         raise InputError("no records found", file=path)
-    names = sorted({label.mechanism for item in items for label in item.labels})
-    batch = ImportBatch(items, [Mechanism(name=n, kind=format_.kind_of(n, options)) for n in names])
+    batch = ImportBatch(items, _mechanisms(fmt, options, items))
     if fmt == "icai":
         batch.concepts, batch.values = read_icai_principles(Path(path), [item.pair.id for item in items])
     return batch
@@ -118,11 +140,29 @@ def import_file(
     options: ImportOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Read, validate and store a file in one transaction: all of it lands, or none of it."""
-    batch = read_file(path, fmt or detect_format(path), options, progress)
-    with store.atomic():
-        summary = store.add_labeled_pairs(batch.items, batch.mechanisms)
-        if batch.concepts:
+    """Read, validate and store a file in one transaction: all of it lands, or none of it.
+
+    Records are validated and written :data:`IMPORT_CHUNK` at a time, so memory does not grow with the
+    file; a bad record anywhere still rolls back everything before it."""
+    fmt = fmt or detect_format(path)
+    if fmt == "icai":  # its principles' values need every pair id first
+        batch = read_file(path, fmt, options, progress)
+        with store.atomic():
+            summary = store.add_labeled_pairs(batch.items, batch.mechanisms)
             store.upsert_concepts(batch.concepts)
             store.put_values(batch.values)
-    return summary
+        return summary
+    parts: list[ImportSummary] = []
+    with store.atomic():
+        records = iter_items(path, fmt, options, progress)
+        while chunk := list(islice(records, IMPORT_CHUNK)):
+            parts.append(store.add_labeled_pairs(chunk, _mechanisms(fmt, options, chunk)))
+        if not parts:
+            raise InputError("no records found", file=path)
+    return ImportSummary(
+        pairs=sum(p.pairs for p in parts),
+        new_pairs=sum(p.new_pairs for p in parts),
+        labels=sum(p.labels for p in parts),
+        domains=sorted({d for p in parts for d in p.domains}),
+        mechanisms=sorted({m for p in parts for m in p.mechanisms}),
+    )
