@@ -179,7 +179,7 @@ def start_run(
 ) -> AgentResult:
     """Run the agent on a store from the start; its record and options are kept under ``run_id``."""
     run_id = run_id or new_run_id()
-    if next(store.db.query("select 1 from runs where id = ?", [run_id]), None) is not None:
+    if store.has_run(run_id):
         raise WhyprefError(f"run {run_id!r} exists: resume it (`whypref agent resume {run_id}`) or pick another id")
     with _only_run(store, run_id):
         store.start_run(run_id, RUN_KIND, config.model_dump(mode="json"))

@@ -18,7 +18,6 @@ Values land per (pair, concept, annotator); only missing cells are asked for.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -199,14 +198,11 @@ class Annotation:
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
         """Each pair with the applicable concepts it has no value for yet (from this annotator)."""
         concepts = self.store.concepts()
-        have = defaultdict(set)
-        for row in self.store.db.query(
-            "select pair_id, concept_id from concept_values where annotator = ?", [self.annotator]
-        ):
-            have[row["pair_id"]].add(row["concept_id"])
+        have = self.store.valued_concepts(self.annotator)
         todo = []
         for pair in pairs:
-            missing = [c for c in applicable_concepts(concepts, pair.domain) if c.id not in have[pair.id]]
+            done = have.get(pair.id, set())
+            missing = [c for c in applicable_concepts(concepts, pair.domain) if c.id not in done]
             if missing:
                 todo.append((pair, missing))
         return todo

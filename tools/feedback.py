@@ -11,7 +11,6 @@ nearly coincide, and :func:`plan_pruning` turns all three into drop / merge prop
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
@@ -184,14 +183,11 @@ def swap_failure_rates(
     (measured or imported concepts, or nothing decided)."""
     decided = dict.fromkeys(concept_ids, 0)
     failed = dict.fromkeys(concept_ids, 0)
-    marks = ", ".join("?" * len(concept_ids))
-    query = f"select pair_id, concept_id, detail from concept_values where concept_id in ({marks})"
-    for row in store.db.query(query, list(concept_ids)):
-        detail = json.loads(row["detail"] or "{}")
-        if row["pair_id"] not in pair_ids or "ab" not in detail or (detail["ab"] == 0 and detail["ba"] == 0):
+    for pair_id, concept_id, detail in store.value_details(concept_ids):
+        if pair_id not in pair_ids or "ab" not in detail or (detail["ab"] == 0 and detail["ba"] == 0):
             continue
-        decided[row["concept_id"]] += 1
-        failed[row["concept_id"]] += detail["ab"] != detail["ba"]
+        decided[concept_id] += 1
+        failed[concept_id] += detail["ab"] != detail["ba"]
     return {c: failed[c] / decided[c] if decided[c] else None for c in concept_ids}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -569,6 +570,25 @@ class ConceptStore:
         for row in self.db.query("select * from concept_values order by annotator, pair_id, concept_id"):
             yield ConceptValue(**{**row, "detail": json.loads(row["detail"]) if row["detail"] else {}})
 
+    def pair_ids(self) -> set[str]:
+        return {row["id"] for row in self.db.query("select id from pairs")}
+
+    def valued_concepts(self, annotator: str) -> dict[str, set[str]]:
+        """Pair id -> the concepts this annotator has valued on it."""
+        valued: dict[str, set[str]] = defaultdict(set)
+        query = "select pair_id, concept_id from concept_values where annotator = ?"
+        for pair_id, concept_id in self.db.execute(query, [annotator]).fetchall():
+            valued[pair_id].add(concept_id)
+        return valued
+
+    def value_details(self, concept_ids: Sequence[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(pair id, concept id, detail) of every value of these concepts: what the annotator saw (e.g.
+        Comp-rep's answers in both orders)."""
+        marks = ", ".join("?" * len(concept_ids))
+        query = f"select pair_id, concept_id, detail from concept_values where concept_id in ({marks})"
+        for pair_id, concept_id, detail in self.db.execute(query, list(concept_ids)):
+            yield pair_id, concept_id, json.loads(detail or "{}")
+
     def valued_pairs(self, concept_ids: Sequence[str]) -> set[str]:
         """Pairs holding a value (any annotator) of at least one of ``concept_ids``."""
         if not concept_ids:
@@ -667,6 +687,9 @@ class ConceptStore:
     def finish_run(self, run_id: str, status: str, stats: Mapping[str, Any]) -> None:
         with self.atomic():
             self.db["runs"].update(run_id, {"status": status, "stats": _dumps(stats), "finished_at": _now()})  # type: ignore[union-attr]
+
+    def has_run(self, run_id: str) -> bool:
+        return next(self.db.query("select 1 from runs where id = ?", [run_id]), None) is not None
 
     def run(self, run_id: str) -> dict[str, Any]:
         row = next(self.db.query("select * from runs where id = ?", [run_id]), None)

@@ -18,7 +18,7 @@ def read_values(path: Path, store: ConceptStore, annotator: str) -> tuple[list[C
     records = list(csv_records(path) if path.suffix == ".csv" else jsonl_records(path))
     if not records:
         raise InputError("no records found", file=path)
-    known_pairs = {row["id"] for row in store.db.query("select id from pairs")}
+    known_pairs = store.pair_ids()
     known_concepts = {c.id: c for c in store.concepts()}
     columns = _concept_columns(records, known_concepts)
     if not columns:
