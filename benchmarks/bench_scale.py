@@ -5,10 +5,11 @@ Usage::
     python benchmarks/bench_scale.py --pairs 10000 100000
 
 Pairs are recombined from the responses of the shared real sets (Auto-J, PandaLM, LLMEval2, MT-Bench):
-each pair takes a real request and two real responses to it or to another request, in one of 16
-domains; its "human" label prefers the longer response with probability 0.7 (so the fit has something
-to find). Each step runs in a process of its own, so its peak RSS is its own: import (a whypref JSONL
-file), measured annotation, fit (grouped CV over the penalty grid, no held-out evaluation), evaluate
+each pair takes a real request and two real responses to it or to another request (each copy marked
+invisibly, so that no two pairs share a text and query groups stay small), in one of 16 domains; its
+"human" label prefers the longer response with probability 0.7 (so the fit has something to find).
+Each step runs in a process of its own, so its peak RSS is its own: import (a whypref JSONL file),
+measured annotation, fit (grouped CV over the penalty grid, no held-out evaluation), evaluate
 (in-domain, nested CV) and explain (no bootstrap). Results: benchmarks/out/scale.json.
 """
 
@@ -37,6 +38,10 @@ SETS = {
 STEPS = ("import", "annotate", "fit", "evaluate", "explain")
 
 
+def _mark(k: int) -> str:
+    return "".join("\u200b" if bit == "0" else "\u200c" for bit in f"{k:b}")
+
+
 def write_pairs(path: Path, n: int, seed: int = 0) -> None:
     """``n`` synthetic pairs as whypref JSON Lines, streamed to ``path``."""
     from tools.importers import read_file
@@ -51,6 +56,9 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> None:
         for i in range(n):
             query, a = texts[rng.integers(len(texts))]
             b = texts[rng.integers(len(texts))][1]
+            # Each response gets an invisible mark of its own (zero-width characters, no words): real sets
+            # rarely reuse a response, and reused ones would link every pair into one query group.
+            a, b = a + _mark(2 * i), b + _mark(2 * i + 1)
             longer_first = len(a) >= len(b)
             a_wins = longer_first if rng.random() < 0.7 else not longer_first
             record = {

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from tools.cli import app
 from tools.concepts import Concept, ConceptScope, ConceptValue
 from tools.design import load_design, scope_masks, store_planted
-from tools.errors import InputError, StoreError
+from tools.errors import InputError, StoreError, WhyprefError
 from tools.importers.values import import_values
 from tools.planted import make_planted
 from tools.workflows import (
@@ -283,3 +283,14 @@ def test_a_pair_and_its_swapped_copy_get_the_same_explanation(planted):
     assert original.p_a == mirror.p_b and original.p_b == mirror.p_a
     lifts = {c.concept: (c.value, c.lift) for c in original.concepts}
     assert {c.concept: (-c.value, -c.lift) for c in mirror.concepts} == lifts  # exactly
+
+
+def test_one_group_holding_most_pairs_is_named_not_a_one_class_crash(planted):
+    """A text repeated across most pairs (a canned refusal) links them into one query group: grouped
+    splits cannot work, and the error says why and what to do (it was "y has 1 class" at 100k pairs)."""
+    store, _ = planted
+    store.db.execute("update pairs set response_b = 'I cannot help with that.' where rowid % 10 < 7")
+    with pytest.raises(WhyprefError, match=r"splits grouped by query are impossible here: \d+ of the 360 pairs"):
+        fit_mechanism(store, "planted")
+    report = fit_mechanism(store, "planted", grouped=False)  # --random-splits
+    assert report.evaluation is not None and "random" in report.evaluation.splits

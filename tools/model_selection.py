@@ -32,6 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from tools.baselines import MODELS, SpecificOnlyRegression
 from tools.cancellation import checkpoint
+from tools.errors import WhyprefError
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows, domain_penalty_weights
 from tools.resampling import ClusterBootstrap
 
@@ -63,6 +64,9 @@ LENGTH_BASELINES = (LONGER, LENGTH_LR)
 # benchmarks/bench_statistics.py, lift stability). On the stored sets the best log loss lies inside.
 SHARED_RATIOS = (1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128)
 DOMAIN_RATIOS = (1.0, 2**-1.5, 2**-2, 2**-2.5, 2**-3, 2**-3.5, 2**-4, 2**-5)
+MAX_GROUP_SHARE = 0.5
+"""Grouped splits need no group larger than this share of the pairs: a fold holding it would leave too
+little (or one label) to train on. On the stored sets the largest group holds 1-7% of the pairs."""
 CV_TOL = 1e-3
 """Solver tolerance (KKT violation) of the fits that only score a configuration: the chosen one is the
 same as at 1e-4 on the stored sets, at half the iterations. The final refit keeps the model's own."""
@@ -263,9 +267,18 @@ def cv_folds(
             # Small domains have fewer members than folds: the folds are then as even as they can be.
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
             return list(splitter.split(np.zeros((domains.size, 1)), labels))
-    n_splits = int(min(n_splits, np.unique(groups).size))
+    sizes = np.unique(groups, return_counts=True)[1]
+    n_splits = int(min(n_splits, sizes.size))
     if n_splits < 2:
-        raise ValueError(f"too few query groups to cross-validate ({np.unique(groups).size})")
+        raise ValueError(f"too few query groups to cross-validate ({sizes.size})")
+    if sizes.max() > MAX_GROUP_SHARE * groups.size:
+        # Not a ValueError: callers read those as "too few pairs", and this is about how the pairs are linked.
+        raise WhyprefError(
+            f"splits grouped by query are impossible here: {sizes.max()} of the {groups.size} pairs form one "
+            "group (pairs sharing a query or a response, directly or through a chain of pairs, are kept on one "
+            "side). Texts repeated across many pairs link them all; fit and evaluate with --random-splits (it "
+            "leaks what repeated texts share, so read its accuracy as optimistic)"
+        )
     return grouped_folds(strata(domains), groups, n_splits, random_state)
 
 

@@ -106,6 +106,7 @@ def fit_mechanism(
     annotator: str | None = None,
     source: str | None = None,
     evaluate: bool = True,
+    grouped: bool = True,
 ) -> FitReport:
     """Choose the penalties by grouped 5-fold CV, refit on all non-tie pairs, store the model, and
     report its held-out accuracy by the in-domain protocol beside the length baselines."""
@@ -120,7 +121,13 @@ def fit_mechanism(
         notes.append("flat and shared coincide here (every concept is shared)")
     try:
         result = grid_search_cv(
-            model, design.X, design.y, design.domains, design.shared_mask, design.domain_masks, groups=design.groups
+            model,
+            design.X,
+            design.y,
+            design.domains,
+            design.shared_mask,
+            design.domain_masks,
+            groups=design.groups if grouped else None,
         )
     except ValueError as error:  # a fold of a tiny set holds one label only
         raise WhyprefError(f"fitting {mechanism!r} failed ({error}): too few pairs per domain and label") from error
@@ -132,7 +139,7 @@ def fit_mechanism(
     evaluation, evaluation_note = None, None
     if evaluate:
         try:
-            evaluation = _evaluate(full, "in-domain", [model])
+            evaluation = _evaluate(full, "in-domain", [model], grouped=grouped)
         except (WhyprefError, ValueError) as error:
             evaluation_note = f"held-out accuracy not computed: {error}"
     payload = ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes)

@@ -82,6 +82,9 @@ def fit_command(
     db: DbOption = DEFAULT_DB,
     annotator: AnnotatorOption = None,
     source: SourceOption = None,
+    random_splits: Annotated[
+        bool, typer.Option("--random-splits", help="Tune and evaluate on random pair splits, not query groups (leaks).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fit a model of a mechanism's choices (penalties by grouped 5-fold CV), store it, and report its
@@ -89,14 +92,17 @@ def fit_command(
     from tools.workflows import fit_mechanism
 
     with ConceptStore(db, create=False) as store, console.status(f"Fitting {model} on {mechanism}..."):
-        report = fit_mechanism(store, mechanism, model=model, annotator=annotator, source=source)
+        report = fit_mechanism(
+            store, mechanism, model=model, annotator=annotator, source=source, grouped=not random_splits
+        )
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
         return
     penalties = ", ".join(f"{k} {v:.3g}" for k, v in report.params.items())
+    splits = "random" if random_splits else "grouped"
     console.print(
         f"{model} on {mechanism}: {report.pairs} non-tie pairs ({report.ties_left_out} ties left out), "
-        f"{report.concepts} concepts, {len(report.domains)} domains; penalties {penalties} (grouped 5-fold CV, "
+        f"{report.concepts} concepts, {len(report.domains)} domains; penalties {penalties} ({splits} 5-fold CV, "
         f"log loss {report.cv.log_loss:.3f}).",
         highlight=False,
     )
