@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
@@ -37,29 +37,32 @@ def allowed(path: Path) -> bool:
     return roots is None or any(path.resolve().is_relative_to(root) for root in roots)
 
 
-def _read_confined(path: Path) -> bytes:
-    """The file's bytes. Under a confinement the *opened* file is checked, not the name: the name
-    may be swapped for a symlink between a check and the open."""
+@contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """The file opened for reading bytes (gzip-transparent); a missing file or a folder is an InputError.
+    Under a confinement the *opened* file is checked, not the name: the name may be swapped for a
+    symlink between a check and the open."""
+    if not path.exists():
+        raise InputError("file does not exist", file=path)
+    if path.is_dir():
+        raise InputError("is a directory; this format reads one file", file=path)
     with open(path, "rb") as handle:
         if _CONFINEMENT.get() is not None:
             real = path.resolve()
             opened, named = os.fstat(handle.fileno()), os.stat(real)
             if not allowed(real) or (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
                 raise InputError("outside the allowed directories", file=path)
-        return handle.read()
+        if path.suffix == ".gz":
+            with gzip.GzipFile(fileobj=handle) as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            yield handle
 
 
-def read_text(path: Path) -> str:
-    """The file's text as UTF-8 (gzip-transparent); a missing file or a non-UTF-8 byte is an InputError."""
-    if not path.exists():
-        raise InputError("file does not exist", file=path)
-    if path.is_dir():
-        raise InputError("is a directory; this format reads one file", file=path)
-    raw = _read_confined(path)
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+def _decoded(raw: bytes, path: Path, line_offset: int = 0) -> str:
+    """UTF-8 text; a non-UTF-8 byte is an InputError naming its line, column and (in JSON) field."""
     try:
-        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
@@ -67,9 +70,25 @@ def read_text(path: Path) -> str:
         raise InputError(
             f"byte 0x{raw[error.start]:02x} at column {column} is not valid UTF-8 (re-save the file as UTF-8)",
             file=path,
-            line=line,
+            line=line_offset + line,
             field=field,
         ) from None
+
+
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8 (gzip-transparent); a missing file or a non-UTF-8 byte is an InputError."""
+    with _opened(path) as raw:
+        return _decoded(raw.read(), path).removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of every line, read as it comes: split on newlines only (str.splitlines would also
+    split on U+2028, U+2029, U+0085..., which JSON allows unescaped inside strings), so memory does not
+    grow with the file."""
+    with _opened(path) as raw:
+        for number, line in enumerate(raw, start=1):
+            text = _decoded(line, path, number - 1).removesuffix("\n").removesuffix("\r")
+            yield number, text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _field_holding_bad_byte(line: bytes) -> str | None:
@@ -122,15 +141,9 @@ class Record:
 TOO_DEEP = "JSON nested too deeply (thousands of levels): not a preference record"
 
 
-def jsonl_lines(text: str) -> list[str]:
-    """The lines of JSON Lines text: split on newlines only (str.splitlines would also split on U+2028,
-    U+2029, U+0085..., which JSON allows unescaped inside strings)."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
-
-
 def jsonl_records(path: Path) -> Iterator[Record]:
-    """One record per non-blank line of a JSON Lines file."""
-    for number, line in enumerate(jsonl_lines(read_text(path)), start=1):
+    """One record per non-blank line of a JSON Lines file, read as it comes."""
+    for number, line in text_lines(path):
         if not line.strip():
             continue
         try:
