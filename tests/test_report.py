@@ -109,7 +109,8 @@ def test_the_report_in_a_real_browser(demo, tmp_path):
             page.goto(Path(demo.html).resolve().as_uri())
             page.wait_for_load_state("load")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-            assert page.locator("#data tr").count() == 1 + 3  # header and the three demo domains
+            assert page.locator("#data tr").count() == 1 + 3 + 1  # header, the three demo domains, ties
+            assert page.locator("#data tr.ties td").nth(1).inner_text().endswith("%")
             assert page.locator("h2", has_text="What human rewards").count() == 1
             assert page.locator("table.accuracy").count() == 2
             assert page.locator(".domain").count() == 6  # three domains, two mechanisms

@@ -99,7 +99,8 @@ class Report(BaseModel):
     store: str
     pairs: int
     sources: dict[str, int]
-    counts: list[dict[str, JsonValue]] = Field(description="Per domain: pairs, and labels and ties per mechanism.")
+    counts: list[dict[str, JsonValue]] = Field(description="Per domain: labels per mechanism.")
+    ties: dict[str, float] = Field(description="Per mechanism: the share of its labels that are ties.")
     mechanisms: list[MechanismSection]
     concepts: list[ConceptCard]
     differences: list[MechanismDifferences]
@@ -300,6 +301,7 @@ def build_report(
         pairs=stats.pairs,
         sources=stats.sources,
         counts=counts,
+        ties={m: ties.get(m, 0.0) for m in mechanisms},
         mechanisms=sections,
         concepts=cards,
         differences=differences,
