@@ -12,7 +12,7 @@ from tools.annotation import AnnotationResult
 from tools.concepts import Concept
 from tools.discovery import DiscoveryResult
 from tools.llm import Estimate
-from tools.model_selection import Evaluation
+from tools.model_selection import DifferenceRow, Evaluation
 from tools.stats import MechanismSummary
 from tools.store import FittedModelRecord
 from tools.workflows import GlobalExplanation, LocalExplanation
@@ -172,21 +172,13 @@ class Score(BaseModel):
     per_domain: dict[str, float] | None = None
 
 
-class Gap(BaseModel):
-    model: str
-    baseline: str
-    difference: float = Field(description="Paired difference on the same held-out pairs (points).")
-    low: float
-    high: float
-
-
 class Accuracy(BaseModel):
     """One protocol's held-out accuracy beside the length baselines (longer: the longer response wins)."""
 
     protocol: str
     splits: str
     scores: list[Score]
-    differences: list[Gap]
+    differences: list[DifferenceRow] = Field(description="Paired differences on the same held-out pairs.")
     verdicts: list[str] = Field(description="Per model: does it explain more than length?")
 
     @classmethod
@@ -206,7 +198,7 @@ class Accuracy(BaseModel):
                 )
                 for r in evaluation.rows
             ],
-            differences=[Gap(**d.model_dump()) for d in evaluation.differences],
+            differences=evaluation.differences,
             verdicts=[evaluation.verdict(m) for m in models],
         )
 
@@ -264,11 +256,7 @@ class Drivers(BaseModel):
                     notes=d.notes,
                     drivers=[
                         Driver(
-                            concept=c.concept,
-                            lift=c.lift,
-                            shared=c.shared,
-                            low=c.low,
-                            high=c.high,
+                            **c.model_dump(include={"concept", "lift", "shared", "low", "high"}),
                             domain_effect=c.domain_effect,
                             unstable=c.unstable,
                         )

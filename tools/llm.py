@@ -648,10 +648,15 @@ class LLM:
         every one answered, the stage goes on from the cache."""
         assert self.batch_out is not None
         todo: dict[str, Request[Any]] = {}
+        answered: set[str] = set()
         for request in requests:
             key = self.key(request)
-            if key not in todo and self._from_cache(request, key) is None:
+            if key in todo or key in answered:
+                continue
+            if self._from_cache(request, key) is None:
                 todo[key] = request
+            else:
+                answered.add(key)
         if not todo:
             return
         if self.store is None:
@@ -672,8 +677,7 @@ class LLM:
             for key, r in todo.items()
         ]
         written = write_batch(self.store, self.batch_out, self.model_id, lines)
-        unique = len({self.key(r) for r in requests})
-        raise BatchWritten(self.batch_out, requests[0].stage, written, unique - written)
+        raise BatchWritten(self.batch_out, requests[0].stage, written, len(answered))
 
 
 def _first_error(failures: BaseExceptionGroup) -> BaseException:

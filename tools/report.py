@@ -23,9 +23,10 @@ from tools.concepts import Concept, ConceptKind
 from tools.errors import WhyprefError
 from tools.explain import DomainLift, local_lift
 from tools.feedback import swap_failure_rates
+from tools.hmdr import HierarchicalMultiDomainRegression
 from tools.model_selection import Evaluation
 from tools.stats import store_stats
-from tools.store import ConceptStore
+from tools.store import ConceptStore, FittedModelRecord
 from tools.workflows import GlobalExplanation, explain_global, load_model, model_concepts, model_design
 
 SMALL_DOMAIN = 50
@@ -114,9 +115,13 @@ def _clip(text: str) -> str:
 
 
 def _section(
-    store: ConceptStore, mechanism: str, n_bootstrap: int, top_k: int, explanation: GlobalExplanation | None
+    store: ConceptStore,
+    record: FittedModelRecord,
+    n_bootstrap: int,
+    top_k: int,
+    explanation: GlobalExplanation | None,
 ) -> MechanismSection:
-    record, _ = load_model(store, mechanism)
+    mechanism = record.mechanism
     if explanation is None or explanation.model_id != record.id:
         explanation = explain_global(store, mechanism, model_id=record.id, top_k=top_k, n_bootstrap=n_bootstrap)
     stored = record.metrics.get("evaluation")
@@ -161,10 +166,12 @@ def explanation_warnings(explanation: GlobalExplanation, n_pairs: int) -> list[s
     return warnings
 
 
-def _examples(store: ConceptStore, mechanism: str, per_concept: int) -> dict[str, list[Example]]:
+def _examples(
+    store: ConceptStore, record: FittedModelRecord, estimator: HierarchicalMultiDomainRegression, per_concept: int
+) -> dict[str, list[Example]]:
     """Per concept id, the pairs where its local lift pushed hardest towards the chosen response (at
     most one per query group, so the examples are not one question asked three times)."""
-    record, estimator = load_model(store, mechanism)
+    mechanism = record.mechanism
     concepts = model_concepts(store, record)
     design, _ = model_design(store, mechanism, record)
     lifts = local_lift(estimator, design.X, design.domains) * design.y[:, None]  # towards the chosen response
@@ -200,7 +207,10 @@ def _provenance(concept: Concept) -> str:
 
 
 def _cards(
-    store: ConceptStore, sections: Sequence[MechanismSection], per_concept: int
+    store: ConceptStore,
+    sections: Sequence[MechanismSection],
+    models: Sequence[tuple[FittedModelRecord, HierarchicalMultiDomainRegression]],
+    per_concept: int,
 ) -> tuple[list[ConceptCard], dict[str, list[Where]]]:
     """A card for every concept that drives some mechanism in some domain, most lift first."""
     by_name = {c.name: c for c in store.concepts()}
@@ -212,8 +222,8 @@ def _cards(
                     Where(mechanism=section.mechanism, domain=entry.domain, lift=c.lift, low=c.low, high=c.high)
                 )
     examples: dict[str, list[Example]] = {}
-    for section in sections:
-        for concept_id, found in _examples(store, section.mechanism, per_concept).items():
+    for record, estimator in models:
+        for concept_id, found in _examples(store, record, estimator, per_concept).items():
             examples.setdefault(concept_id, []).extend(found)
     order = sorted(where, key=lambda name: -max(abs(w.lift) for w in where[name]))
     cards = []
@@ -270,8 +280,9 @@ def build_report(
         raise WhyprefError(f"no mechanism {named} in {store.path} (known: {listed})")
     stats = store_stats(store)
     done = {e.mechanism: e for e in explanations}
-    sections = [_section(store, m, n_bootstrap, top_k, done.get(m)) for m in mechanisms]
-    cards, where = _cards(store, sections, examples)
+    models = [load_model(store, m) for m in mechanisms]  # each mechanism's latest model, loaded once
+    sections = [_section(store, record, n_bootstrap, top_k, done.get(record.mechanism)) for record, _ in models]
+    cards, where = _cards(store, sections, models, examples)
     differences = []
     warnings = []
     for other in mechanisms[1:]:
