@@ -127,3 +127,12 @@ def test_batch_mode_lasts_one_invocation(batch_env, tmp_path):
     assert annotate(batch_env, tmp_path / "b.jsonl").exit_code == 0
     plain = runner.invoke(app, ["annotate", "--db", str(batch_env), "--representation", "comp", "--no-relevance"])
     assert plain.exit_code == 1 and "connection failed" in str(plain.exception)
+
+
+def test_an_unwritable_batch_file_is_named_and_nothing_is_kept_pending(batch_env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = annotate(batch_env, blocker / "b.jsonl")
+    assert out.exit_code == 1 and "cannot write the batch file" in str(out.exception)
+    with ConceptStore(batch_env) as store:
+        assert store.count("llm_cache") == 0  # the measured values annotate writes first stay; no request pending

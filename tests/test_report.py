@@ -139,3 +139,12 @@ def test_write_report_creates_its_folder(tmp_path, demo):
     assert any("no held-out accuracy" in w for w in report.mechanisms[0].warnings)
     path = write_report(report, tmp_path / "nested" / "r.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_an_unwritable_destination_is_named(demo, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with ConceptStore(demo.db, create=False) as store:
+        report = build_report(store, ["human"], n_bootstrap=0)
+    with pytest.raises(WhyprefError, match=r"a-file/r\.html: cannot write the report"):
+        write_report(report, blocker / "r.html")

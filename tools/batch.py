@@ -68,10 +68,13 @@ def write_batch(
 ) -> int:
     """Append ``(key, body, pending, request)`` lines to ``path`` and keep each request as pending in the
     cache (a request already pending is written again: its earlier answer failed or never came)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        for key, body, _, _ in lines:
-            out.write(request_line(key, body) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as out:
+            for key, body, _, _ in lines:
+                out.write(request_line(key, body) + "\n")
+    except OSError as error:  # before anything is kept as pending
+        raise WhyprefError(f"{path}: cannot write the batch file ({error.strerror or error})") from error
     store.cache_calls(
         [
             CachedCall(key=key, model=model, request=request, response={"pending": pending.model_dump(mode="json")})

@@ -334,6 +334,10 @@ def render_report(report: Report) -> str:
 
 
 def write_report(report: Report, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(report), encoding="utf-8")
+    page = render_report(report)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise WhyprefError(f"{path}: cannot write the report ({error.strerror or error})") from error
     return path
