@@ -19,11 +19,12 @@ from mcp_server.limits import heavy
 from mcp_server.progress import ProgressRelay
 from mcp_server.results import AnnotateOutcome, ConceptDetail, ConceptList, DiscoverOutcome, LLMUse, answer
 from mcp_server.workspace import workspace_of
-from tools.annotation import Annotation, AnnotationConfig, Representation
+from tools import operations
+from tools.annotation import AnnotationConfig, Representation
 from tools.concepts import Concept, ConceptKind, ConceptScope
 from tools.discovery import Discovery, DiscoveryConfig
-from tools.errors import WhyprefError
 from tools.llm import LLM
+from tools.operations import Selection
 from tools.pairs import NonEmptyName
 
 _LLM_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
@@ -136,15 +137,18 @@ def register(server: MCPServer[Any]) -> None:
             relevance=relevance,
             llm_concepts=not measured_only,
         )
+        selection, max_chars = Selection(source, domain, limit), workspace.llm_settings.max_response_chars
         with workspace.store() as store:
-            pairs = list(store.pairs(source=source, domain=domain))[:limit]
-            if not pairs:
-                raise WhyprefError("no pairs to annotate (check source / domain)")
             llm = None if measured_only else workspace.llm(store)
-            annotation = Annotation(store, llm, config, workspace.llm_settings.max_response_chars, ProgressRelay(ctx))
             if dry_run:
                 # Measured concepts cost nothing, so there is nothing to estimate without an LLM.
-                estimate = annotation.estimate(pairs) if llm is not None else {}
+                estimate = (
+                    operations.estimate_annotation(store, llm, config, selection, max_chars=max_chars)
+                    if llm is not None
+                    else {}
+                )
                 return AnnotateOutcome(result=None, estimate=estimate, llm=_use(llm) if llm else None)
-            result = annotation.run(pairs)
+            result = operations.annotate(
+                store, llm, config, selection, max_chars=max_chars, progress=ProgressRelay(ctx)
+            )
         return AnnotateOutcome(result=result, estimate=None, llm=_use(llm) if llm else None)

@@ -1,5 +1,7 @@
 """The measured-concept library: every script counted, hand-checked measures, exact A/B symmetry."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,6 @@ def test_measuring_replaces_stale_measured_concepts(store):
 
 
 def test_pairs_are_measured_once_per_library_version(store, monkeypatch):
-    import tools.annotation
     import tools.measured
 
     pairs = [
@@ -121,7 +122,7 @@ def test_pairs_are_measured_once_per_library_version(store, monkeypatch):
         measured.append(len(chunk))
         return measure_pairs(chunk)
 
-    monkeypatch.setattr(tools.annotation, "measure_pairs", counting)
+    monkeypatch.setattr(tools.measured, "measure_pairs", counting)
     annotate = Annotation(store, None, AnnotationConfig(llm_concepts=False))
     annotate.run(pairs[:2])
     annotate.run(pairs)  # only the two new pairs
@@ -133,3 +134,50 @@ def test_pairs_are_measured_once_per_library_version(store, monkeypatch):
     assert measured == [2, 2, 4]
     after = {(r["pair_id"], r["concept_id"]): r["value"] for r in store.db.query("select * from concept_values")}
     assert after == before and len(after) == 4 * len(MEASURES)
+
+
+def test_sentiment_equals_vader_on_real_and_tricky_texts(raw):
+    """The linear-time analyzer gives VADER's own scores, negations, idioms and 'but' included."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from tools.importers import read_file
+    from tools.measured import _sentiment
+
+    items = read_file(raw / "autoj", "autoj").items[:150]
+    texts = [t for item in items for t in (item.pair.response_a, item.pair.response_b)]
+    texts += [
+        "no",
+        "not good",
+        "no good at all",
+        "It is never so good, NOT GREAT!",
+        "without doubt a good idea",
+        "kind of good but the ending was bad",
+        "at least it works; least good",
+        "The food was the bomb, yeah right, not bad ;)",
+        "no or nor happy",
+    ]
+    plain, fast = SentimentIntensityAnalyzer(), _sentiment()
+    for text in texts:
+        assert fast.polarity_scores(text[:5000]) == plain.polarity_scores(text[:5000]), text[:80]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: measuring stays in this process")
+def test_worker_processes_store_the_same_values(store, raw, monkeypatch):
+    """Large chunks go to worker processes, chunk after chunk; the stored values are the serial ones."""
+    import tools.annotation
+    import tools.measured
+    from tools.importers import read_file
+
+    pairs = [item.pair for item in read_file(raw / "pandalm", "pandalm").items[:25]]
+    store.add_labeled_pairs([LabeledPair(pair=p) for p in pairs])
+    expected = {(v.pair_id, v.concept_id): (v.value, v.detail) for v in measure_pairs(pairs)}
+
+    def not_here(chunk):
+        raise AssertionError("measured in this process")
+
+    monkeypatch.setattr(tools.measured, "measure_pairs", not_here)
+    monkeypatch.setattr(tools.measured, "PARALLEL_FROM", 5)
+    monkeypatch.setattr(tools.annotation, "MEASURE_CHUNK", 10)  # chunks of 10, 10 and 5 pairs
+    Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
+    stored = {(v.pair_id, v.concept_id): (v.value, v.detail) for v in store.values()}
+    assert stored == expected

@@ -22,6 +22,11 @@ def test_id_is_stable_and_content_based():
         {"duplicate_index": 1},
     ):
         assert make(**change).id != make().id, change
+        # A copy with changes is hashed afresh, though its original's id was computed (and kept) first.
+        original, changed = make(), make(**change)
+        update = {field: getattr(changed, field) for field in change}  # validated values (a copy skips validation)
+        assert original.id != changed.id
+        assert original.model_copy(update=update).id == changed.id, change
 
 
 def test_query_text_becomes_one_user_turn_and_turns_are_kept():

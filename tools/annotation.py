@@ -18,7 +18,7 @@ Values land per (pair, concept, annotator); only missing cells are asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Representation
 from tools.errors import WhyprefError
 from tools.llm import LLM, Choice, Estimate, Request, choice_request
-from tools.measured import MEASURED_ANNOTATOR, measure_pairs, measured_concepts
-from tools.mining import pattern_values
+from tools.measured import MEASURED_ANNOTATOR, chunked, measured_chunks, measured_concepts
+from tools.mining import MINED_ANNOTATOR, pattern_values
 from tools.pairs import Pair
 from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
@@ -168,13 +168,15 @@ class Annotation:
         self.progress(stage, 0, len(requests))
         return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
 
-    def measure(self, pairs: Sequence[Pair]) -> int:
-        """Measured and mined concepts for every pair (measured ones once per pair and library version).
-        Measured concepts an earlier whypref defined and this one does not are removed with their values
-        (code computed them; they would otherwise sit beside the current ones as stale columns).
+    def measure(self, pairs: Iterable[Pair]) -> tuple[int, int]:
+        """Measured and mined concepts for every pair (each once per pair and concept set: measured ones
+        once per library version); returns the pairs read and the values written. Measured concepts an
+        earlier whypref defined and this one does not are removed with their values (code computed them;
+        they would otherwise sit beside the current ones as stale columns).
 
-        Values are computed outside any transaction and written a chunk of pairs at a time, so other
-        commands wait for the store seconds, not the minutes measuring a large set takes."""
+        Pairs are read, measured and written a chunk at a time, so memory stays flat however many there
+        are; values are computed outside any transaction, so other commands wait for the store seconds,
+        not the minutes measuring a large set takes."""
         current = measured_concepts()
         names = {c.id for c in current}
         stored = {c.id: c for c in self.store.concepts(kind=ConceptKind.MEASURED)}
@@ -187,13 +189,14 @@ class Annotation:
         unchanged = all(stored.get(c.id) == c for c in current)
         done = self.store.complete_pairs(MEASURED_ANNOTATOR, sorted(names)) if unchanged else set()
         mined = self.store.concepts(kind=ConceptKind.MINED)
-        written = 0
-        for start in range(0, len(pairs), MEASURE_CHUNK):
-            chunk = pairs[start : start + MEASURE_CHUNK]
-            todo = [p for p in chunk if p.id not in done]
-            values = (measure_pairs(todo) if todo else []) + pattern_values(chunk, mined)
+        mined_done = self.store.complete_pairs(MINED_ANNOTATOR, sorted(c.id for c in mined)) if mined else set()
+        chunks = ((chunk, [p for p in chunk if p.id not in done]) for chunk in chunked(pairs, MEASURE_CHUNK))
+        seen = written = 0
+        for chunk, values in measured_chunks(chunks):
+            values += pattern_values([p for p in chunk if p.id not in mined_done], mined)
             written += self.store.put_values(values)
-        return written
+            seen += len(chunk)
+        return seen, written
 
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
         """Each pair with the applicable concepts it has no value for yet (from this annotator)."""
@@ -307,12 +310,16 @@ class Annotation:
             for pair, concept, (sa, sb) in self._answered(todo, SCORE, answers)
         ]
 
-    def run(self, pairs: Sequence[Pair]) -> AnnotationResult:
-        measured = self.measure(pairs)
+    def run(self, pairs: Iterable[Pair]) -> AnnotationResult:
+        """Measured concepts, then the LLM's. Measured only, ``pairs`` is read once, a chunk at a time
+        (a store's pairs stream through); LLM annotation holds them all."""
         if not self.config.llm_concepts:
+            seen, measured = self.measure(pairs)
             return AnnotationResult(
-                pairs=len(pairs), values_written=0, measured_values=measured, swap_consistent=None, missing_answers=0
+                pairs=seen, values_written=0, measured_values=measured, swap_consistent=None, missing_answers=0
             )
+        pairs = list(pairs)
+        _, measured = self.measure(pairs)
         todo = self._todo(pairs)
         zeros: list[ConceptValue] = []
         if self.config.relevance and todo:

@@ -20,12 +20,19 @@ request, refusal phrases apart from apologies, calling itself an AI, lexical div
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import statistics
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
+from itertools import islice
+from multiprocessing import get_context
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -110,7 +117,20 @@ def _identifier():  # type: ignore[no-untyped-def]
 def _sentiment():  # type: ignore[no-untyped-def]
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    return SentimentIntensityAnalyzer()
+    class WindowedAnalyzer(SentimentIntensityAnalyzer):  # type: ignore[misc]
+        """VADER with the same scores in linear time. Its checks around word ``i`` read words ``i-3`` to
+        ``i+2`` only, yet lowercase the whole text for every word (quadratic: half of all measuring time
+        on long responses). They are handed those six words instead, ``i`` moved to match; each read is
+        guarded by ``i > k`` (k < 3) or by the list's end, which the window keeps."""
+
+        def sentiment_valence(self, valence, sentitext, item, i, sentiments):  # type: ignore[no-untyped-def]
+            start = max(0, i - 3)
+            window = SimpleNamespace(
+                is_cap_diff=sentitext.is_cap_diff, words_and_emoticons=sentitext.words_and_emoticons[start : i + 3]
+            )
+            return super().sentiment_valence(valence, window, item, i - start, sentiments)
+
+    return WindowedAnalyzer()
 
 
 @cache
@@ -179,12 +199,17 @@ class Profile:
         return float(self.english and pattern.search(self.text) is not None)
 
 
+@lru_cache(maxsize=1 << 16)
+def _syllables(word: str) -> int:
+    return len(_hyphenator().positions(word)) + 1
+
+
 def flesch_reading_ease(profile: Profile) -> float:
     """Flesch reading ease (higher = easier) of English text, syllables from pyphen's dictionary."""
     words = [w for w in profile.words if not w[0].isdigit()]
     if not words or not profile.english:
         return 0.0
-    syllables = sum(len(_hyphenator().positions(w)) + 1 for w in words)
+    syllables = sum(_syllables(w) for w in words)
     score = 206.835 - 1.015 * len(words) / max(1, len(profile.sentences)) - 84.6 * syllables / len(words)
     return min(max(score, 0.0), 100.0)
 
@@ -445,19 +470,17 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def pair_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Every measure's pair value from the two responses' measurements, in [-1, 1]."""
-    values = np.empty_like(a, dtype=float)
-    for j, m in enumerate(MEASURES):
-        if m.kind == "amount":
-            values[j] = relative_difference(a[j : j + 1], b[j : j + 1])[0]
-        else:
-            values[j] = (a[j] - b[j]) / m.span
-    return values
+    """Every measure's pair value from the two responses' measurements (last axis: the measures), in
+    [-1, 1]: the relative difference for amounts, the difference over the range for flags and scores."""
+    amount = np.array([m.kind == "amount" for m in MEASURES])
+    span = np.array([m.span for m in MEASURES])
+    return np.where(amount, relative_difference(a, b), (a - b) / span)
 
 
-def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
-    """Every measured concept's value on every pair (each distinct text profiled once)."""
-    concepts = measured_concepts()
+def measurements(texts: Sequence[tuple[str, str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every measure on response A and on response B of each (query, A, B): two (pairs x measures)
+    arrays. Each distinct text is profiled once; plain strings in and arrays out, so worker processes
+    can run it cheaply."""
     profiles: dict[str, Profile] = {}
 
     def profile(text: str) -> Profile:
@@ -465,27 +488,83 @@ def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
             profiles[text] = Profile(text)
         return profiles[text]
 
-    measured: dict[tuple[str, str], np.ndarray] = {}
+    measured: dict[tuple[str, str], list[float]] = {}
 
-    def measure(response: str, query: str) -> np.ndarray:
+    def measure(response: str, query: str) -> list[float]:
         key = (response, query)
         if key not in measured:
             r, q = profile(response), profile(query)
-            measured[key] = np.array([float(m.measure(r, q)) for m in MEASURES])
+            measured[key] = [float(m.measure(r, q)) for m in MEASURES]
         return measured[key]
 
-    values = []
-    for pair in pairs:
-        query = pair.query_text
-        a, b = measure(pair.response_a, query), measure(pair.response_b, query)
-        for concept, value, ma, mb in zip(concepts, pair_values(a, b), a, b, strict=True):
-            values.append(
-                ConceptValue(
-                    pair_id=pair.id,
-                    concept_id=concept.id,
-                    annotator=MEASURED_ANNOTATOR,
-                    value=float(value),
-                    detail={"a": float(ma), "b": float(mb)},
-                )
-            )
-    return values
+    shape = (len(texts), len(MEASURES))
+    a, b = np.empty(shape), np.empty(shape)
+    for i, (query, response_a, response_b) in enumerate(texts):
+        a[i], b[i] = measure(response_a, query), measure(response_b, query)
+    return a, b
+
+
+def texts_of(pairs: Sequence[Pair]) -> list[tuple[str, str, str]]:
+    return [(p.query_text, p.response_a, p.response_b) for p in pairs]
+
+
+def measured_values(pairs: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> list[ConceptValue]:
+    """The pairs' values from their responses' measurements (as :func:`measurements` returns them)."""
+    concept_ids = [c.id for c in measured_concepts()]
+    rows = zip(pairs, pair_values(a, b).tolist(), a.tolist(), b.tolist(), strict=True)
+    return [
+        ConceptValue(
+            pair_id=pair.id, concept_id=concept_id, annotator=MEASURED_ANNOTATOR, value=value, detail={"a": xa, "b": xb}
+        )
+        for pair, values, ma, mb in rows
+        for concept_id, value, xa, xb in zip(concept_ids, values, ma, mb, strict=True)
+    ]
+
+
+def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
+    """Every measured concept's value on every pair."""
+    return measured_values(pairs, *measurements(texts_of(pairs)))
+
+
+PARALLEL_FROM = 1000  # pairs in a chunk from which worker processes pay for their start (about a second)
+
+
+def chunked(items: Iterable[Pair], size: int) -> Iterator[list[Pair]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def measured_chunks(
+    chunks: Iterable[tuple[list[Pair], list[Pair]]],
+) -> Iterator[tuple[list[Pair], list[ConceptValue]]]:
+    """(chunk, values of its pairs to measure) for each (chunk, pairs to measure), in order. Small
+    chunks are measured here; large ones are split over one worker process per core, and the next chunk
+    is measured while the caller writes this one, so at most two chunks are held at a time."""
+    workers = len(os.sched_getaffinity(0))
+    pending: deque[tuple[list[Pair], list[Pair], list[Future[tuple[np.ndarray, np.ndarray]]]]] = deque()
+
+    def collect() -> tuple[list[Pair], list[ConceptValue]]:
+        chunk, todo, parts = pending.popleft()
+        results = [part.result() for part in parts]
+        a, b = np.vstack([r[0] for r in results]), np.vstack([r[1] for r in results])
+        return chunk, measured_values(todo, a, b)
+
+    with ExitStack() as stack:
+        pool: ProcessPoolExecutor | None = None
+        for chunk, todo in chunks:
+            if workers == 1 or len(todo) < PARALLEL_FROM:
+                while pending:
+                    yield collect()
+                yield chunk, measure_pairs(todo) if todo else []
+                continue
+            if pool is None:  # forkserver: forking a process that runs threads (the MCP server) is unsafe
+                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("forkserver")))
+            texts = texts_of(todo)
+            size = -(-len(texts) // workers)
+            parts = [pool.submit(measurements, texts[i : i + size]) for i in range(0, len(texts), size)]
+            pending.append((chunk, todo, parts))
+            if len(pending) > 1:
+                yield collect()
+        while pending:
+            yield collect()

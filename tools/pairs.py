@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -152,9 +154,10 @@ class Pair(BaseModel):
         return turns(value) if isinstance(value, str) else value
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def id(self) -> str:
-        """Stable content hash: the same pair from the same source always gets the same id."""
+        """Stable content hash: the same pair from the same source always gets the same id (hashed once:
+        the pair is frozen)."""
         content: list[Any] = [
             self.source,
             self.domain,
@@ -165,6 +168,11 @@ class Pair(BaseModel):
         if self.duplicate_index:
             content.append(self.duplicate_index)
         return _hash(content)[:20]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("id", None)  # the copy's id is the hash of its own content
+        return copy
 
     @property
     def query_text(self) -> str:

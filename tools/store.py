@@ -411,11 +411,15 @@ class ConceptStore:
             return "", []
         return " where " + " and ".join(c for c, _ in clauses), [v for _, v in clauses]
 
-    def pairs(self, *, source: str | None = None, domain: str | None = None) -> Iterator[Pair]:
-        """Stored pairs, in id order, optionally of one source and/or domain."""
+    def pairs(self, *, source: str | None = None, domain: str | None = None, page: int = 2000) -> Iterator[Pair]:
+        """Stored pairs, in id order, optionally of one source and/or domain. Read a page at a time, so
+        memory stays flat and no read stays open while the caller writes between pages."""
         where, args = self._where(source=source, domain=domain)
-        for row in self.db.query(f"select * from pairs p{where} order by p.id", args):
-            yield self._pair_from_row(row)
+        after = f"{where} and p.id > ?" if where else " where p.id > ?"
+        last = ""
+        while rows := list(self.db.query(f"select * from pairs p{after} order by p.id limit {page}", [*args, last])):
+            yield from map(self._pair_from_row, rows)
+            last = rows[-1]["id"]
 
     def pair_texts(self, pair_ids: Sequence[str]) -> list[tuple[str, str, str]]:
         """(query, response A, response B) of each pair, in the order given (the query as stored JSON)."""

@@ -92,12 +92,10 @@ def annotate_command(
 ) -> None:
     """Annotate pairs as concept vectors: measured concepts always, LLM concepts unless --measured-only.
     Only values not yet in the store are asked for."""
-    from tools.annotation import Annotation, AnnotationConfig
+    from tools.annotation import AnnotationConfig
+    from tools.operations import Selection, annotate, estimate_annotation
 
     with ConceptStore(db, create=False) as store:
-        pairs = list(store.pairs(source=source, domain=domain))[:limit]
-        if not pairs:
-            raise WhyprefError("no pairs to annotate (check --source / --domain)")
         llm = None if measured_only else make_llm(store)
         config = AnnotationConfig.choose(
             embedded=llm is not None and llm.embedded,
@@ -105,12 +103,12 @@ def annotate_command(
             relevance=relevance,
             llm_concepts=not measured_only,
         )
+        selection, max_chars = Selection(source, domain, limit), Settings().max_response_chars
+        if dry_run and llm is not None:
+            print_estimate(console, estimate_annotation(store, llm, config, selection, max_chars=max_chars))
+            return
         with stage_progress(console) as progress:
-            annotation = Annotation(store, llm, config, Settings().max_response_chars, progress)
-            if dry_run and llm is not None:
-                print_estimate(console, annotation.estimate(pairs))
-                return
-            result = annotation.run(pairs)
+            result = annotate(store, llm, config, selection, max_chars=max_chars, progress=progress)
     console.print(
         f"Annotated {result.pairs} pairs: {result.measured_values} measured values, "
         f"{result.values_written} LLM values ({result.missing_answers} answers missing).",

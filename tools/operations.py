@@ -1,0 +1,55 @@
+"""The operations users run, one function each, called alike by the CLI and the MCP server (which add
+only their presentation: a console and progress bars, or typed answers and progress notifications)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+from tools.annotation import Annotation, AnnotationConfig, AnnotationResult, ProgressCallback
+from tools.errors import WhyprefError
+from tools.llm import LLM, Estimate
+from tools.pairs import Pair
+from tools.store import ConceptStore
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which stored pairs: of a source and/or a domain (default: all), at most ``limit``."""
+
+    source: str | None = None
+    domain: str | None = None
+    limit: int | None = None
+
+    def pairs(self, store: ConceptStore) -> Iterator[Pair]:
+        """The selected pairs, streamed; an error when there are none."""
+        if next(store.pairs(source=self.source, domain=self.domain, page=1), None) is None:
+            raise WhyprefError("no pairs to annotate (check source / domain)")
+        return islice(store.pairs(source=self.source, domain=self.domain), self.limit)
+
+
+def annotate(
+    store: ConceptStore,
+    llm: LLM | None,
+    config: AnnotationConfig,
+    selection: Selection,
+    *,
+    max_chars: int,
+    progress: ProgressCallback | None = None,
+) -> AnnotationResult:
+    """Measured concepts on the selected pairs, then (with an LLM) the LLM's concepts; only values the
+    store lacks are computed or asked for."""
+    return Annotation(store, llm, config, max_chars, progress).run(selection.pairs(store))
+
+
+def estimate_annotation(
+    store: ConceptStore,
+    llm: LLM,
+    config: AnnotationConfig,
+    selection: Selection,
+    *,
+    max_chars: int,
+) -> dict[str, Estimate]:
+    """The calls and tokens annotating the selected pairs would spend, by stage (nothing is spent)."""
+    return Annotation(store, llm, config, max_chars).estimate(list(selection.pairs(store)))
