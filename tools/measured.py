@@ -241,10 +241,15 @@ def _query_overlap(response: Profile, query: Profile) -> float:
     return len(response.stems & query.stems) / len(query.stems) if query.stems else 0.0
 
 
+def _mean(counts: Sequence[int]) -> float:
+    """statistics.mean of whole numbers, without its exact fractions: int / int is correctly rounded too."""
+    return sum(counts) / len(counts)
+
+
 def _variety(profile: Profile) -> float:
     """Coefficient of variation of sentence lengths (0 for fewer than two sentences)."""
     lengths = profile.sentences
-    return statistics.pstdev(lengths) / statistics.mean(lengths) if len(lengths) > 1 else 0.0
+    return statistics.pstdev(lengths) / _mean(lengths) if len(lengths) > 1 else 0.0
 
 
 _CJK_CHARACTER = re.compile(rf"[{_CJK}]")
@@ -253,7 +258,7 @@ _CJK_CHARACTER = re.compile(rf"[{_CJK}]")
 def _word_length(profile: Profile) -> float:
     """Mean letters per word, over words written with letters (not CJK characters, not numbers)."""
     lengths = [len(w) for w in profile.words if not w[0].isdigit() and not _CJK_CHARACTER.fullmatch(w)]
-    return statistics.mean(lengths) if lengths else 0.0
+    return _mean(lengths) if lengths else 0.0
 
 
 def _truncated(profile: Profile) -> float:
@@ -346,7 +351,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure(
         "Sentence Length",
         "A high score indicates longer sentences (words per sentence); a low score, short ones.",
-        lambda r, q: statistics.mean(r.sentences) if r.sentences else 0.0,
+        lambda r, q: _mean(r.sentences) if r.sentences else 0.0,
     ),
     Measure(
         "Sentence Variety",
