@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -54,11 +54,21 @@ class AgentResult(BaseModel):
     pending_approval: dict[str, Any] | None = None
 
 
-def _after(next_node: str) -> Callable[[AgentState], str]:
-    def route(state: AgentState) -> str:
+Stage = Literal["propose", "merge", "annotate", "fit", "finish"]
+
+
+def _after(next_node: Stage) -> Callable[[AgentState], Stage]:
+    """Route to ``next_node``, or to finish once a node has set a stop reason."""
+
+    def route(state: AgentState) -> Stage:
         return "finish" if state.get("stop_reason") else next_node
 
     return route
+
+
+def _first(state: AgentState) -> Literal["annotate", "propose"]:
+    """A starting set is annotated and scored first; no starting set: propose."""
+    return "annotate" if state["concepts"] else "propose"
 
 
 AgentGraph = CompiledStateGraph[AgentState, AgentContext, AgentState, AgentState]
@@ -67,10 +77,11 @@ _STREAM: list[StreamMode] = ["updates", "custom"]
 
 def build_graph(checkpointer: BaseCheckpointSaver) -> AgentGraph:
     graph = StateGraph(AgentState, context_schema=AgentContext)
-    for name in ("sample", "propose", "merge", "annotate", "fit", "validate", "approve", "decide", "finish"):
-        graph.add_node(name, getattr(nodes, name))
+    stages = (nodes.sample, nodes.propose, nodes.merge, nodes.annotate, nodes.fit, nodes.validate, nodes.approve)
+    for node in (*stages, nodes.decide, nodes.finish):
+        graph.add_node(node)  # named after the function
     graph.add_edge(START, "sample")
-    graph.add_conditional_edges("sample", lambda s: "annotate" if s["concepts"] else "propose", ["annotate", "propose"])
+    graph.add_conditional_edges("sample", _first, ["annotate", "propose"])
     graph.add_conditional_edges("propose", _after("merge"), ["merge", "finish"])
     graph.add_conditional_edges("merge", _after("annotate"), ["annotate", "finish"])
     graph.add_conditional_edges("annotate", _after("fit"), ["fit", "finish"])

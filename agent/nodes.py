@@ -121,9 +121,24 @@ def _score(ctx: AgentContext, state: AgentState, concept_ids: list[str]) -> Conc
     )
 
 
+def _scored(state: AgentState) -> ConceptSetScore:
+    """The score ``fit`` left in the state (state holds plain JSON: checkpoints restore it as written)."""
+    scored = state.get("scored")
+    if scored is None:
+        raise WhyprefError(f"agent run {state['run_id']}: no fitted score in the state before validating")
+    return ConceptSetScore.model_validate(scored)
+
+
+def _plan(state: AgentState) -> Plan:
+    plan = state.get("plan")
+    if plan is None:
+        raise WhyprefError(f"agent run {state['run_id']}: no plan in the state before deciding")
+    return Plan.model_validate(plan)
+
+
 def _current(ctx: AgentContext, state: AgentState) -> ConceptSetScore:
     current = state.get("current")
-    return ConceptSetScore(**current) if current else _chance(ctx, state)
+    return ConceptSetScore.model_validate(current) if current else _chance(ctx, state)
 
 
 def _reference(ctx: AgentContext, state: AgentState, scored: ConceptSetScore) -> ConceptSetScore:
@@ -340,7 +355,7 @@ def fit(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 def validate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Flag concepts the feedback condemns; keep the change only if held-out accuracy does not fall."""
     ctx = runtime.context
-    scored = ConceptSetScore(**state["scored"])  # type: ignore[arg-type]
+    scored = _scored(state)
     candidates = state.get("candidates", [])
     reference = _reference(ctx, state, scored)
     flagged = []
@@ -365,7 +380,7 @@ def validate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
 
 def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """With ``approve`` on, a human confirms drops and merges of kept concepts (else the fallback)."""
-    plan = Plan(**state["plan"])  # type: ignore[arg-type]
+    plan = _plan(state)
     if not runtime.context.config.approve or not plan.changes:
         return {}
     approved = interrupt(
@@ -384,8 +399,8 @@ def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 def decide(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Apply the plan, record why each concept was added, kept, merged, dropped or rejected; stop or loop."""
     ctx, config = runtime.context, runtime.context.config
-    plan = Plan(**state["plan"])  # type: ignore[arg-type]
-    scored = ConceptSetScore(**state["scored"])  # type: ignore[arg-type]
+    plan = _plan(state)
+    scored = _scored(state)
     first = not state.get("current")
     reference = _reference(ctx, state, scored)
     stored = {c.id: c for c in ctx.store.concepts()}

@@ -32,10 +32,13 @@ from tools.feedback import ConceptSetScore, concept_set_design, score_concept_se
 from tools.llm import LLM
 from tools.settings import Settings
 from tools.store import ConceptStore
-from tools.testing import ScriptedChat, pipeline_responder
+from tools.testing import ScriptedChat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline_autoj import select  # noqa: E402 - the same pair selection as the pipeline benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import pipeline_responder  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 RUN_ID = "bench-agent"

@@ -1,5 +1,5 @@
 """The discovery agent on planted data, with a scripted LLM that knows some true concepts and many
-distractors (no real LLM: tools.testing.PlantedOracle). Prints held-out accuracy per round, how many
+distractors (no real LLM: PlantedOracle from tests/helpers.py). Prints held-out accuracy per round, how many
 true concepts the final set holds (and how many distractors), the LLM calls spent, and for reference
 the held-out accuracy of the known true concepts and of every planted concept on the same split.
 
@@ -9,6 +9,7 @@ Usage: ``python benchmarks/bench_agent_planted.py [--quick] [--rounds 8] [--seed
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,10 @@ from tools.feedback import concept_set_design, score_concept_set
 from tools.llm import LLM
 from tools.planted import make_planted
 from tools.store import ConceptStore
-from tools.testing import PlantedOracle, ScriptedChat
+from tools.testing import ScriptedChat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import PlantedOracle  # noqa: E402
 
 
 def main() -> None:

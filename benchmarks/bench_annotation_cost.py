@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,10 @@ from tools.importers import read_file
 from tools.llm import LLM, estimate_tokens
 from tools.settings import Settings
 from tools.store import ConceptStore
-from tools.testing import ScriptedChat, _names
+from tools.testing import ScriptedChat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import _names  # noqa: E402
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 

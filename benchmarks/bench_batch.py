@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,10 @@ from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.llm import LLM
 from tools.settings import Settings
 from tools.store import ConceptStore
-from tools.testing import closed_port_url, pipeline_responder, run_batch_file
+from tools.testing import closed_port_url, run_batch_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import pipeline_responder  # noqa: E402
 
 CONCEPTS = ("Structure", "Code Examples", "Engagement")
 

@@ -28,13 +28,13 @@ from tools.baselines import MODELS
 from tools.hmdr import HierarchicalMultiDomainRegression
 from tools.model_selection import (
     EvaluationData,
-    ScoreRow,
     evaluate_in_domain,
     evaluate_out_of_domain,
     grid_search_cv,
     penalty_grid,
 )
 from tools.planted import PlantedData, make_planted
+from tools.scores import ScoreRow
 
 LABEL_NOISE = 0.1
 TRAIN_PAIRS = 400

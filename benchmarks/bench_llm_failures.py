@@ -29,7 +29,10 @@ from rich.table import Table
 from tools.concepts import Concept
 from tools.demo_data import demo_pairs
 from tools.store import ConceptStore
-from tools.testing import Fault, OpenAIStub, closed_port_url, pipeline_responder
+from tools.testing import Fault, OpenAIStub, closed_port_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import pipeline_responder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out"

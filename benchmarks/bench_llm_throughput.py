@@ -8,6 +8,7 @@ store so nothing comes from the cache; then a re-run on a warm cache.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,10 @@ from tools.concepts import Concept
 from tools.demo_data import demo_pairs
 from tools.llm import LLM
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, pipeline_responder
+from tools.testing import OpenAIStub
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
+from helpers import pipeline_responder  # noqa: E402
 
 
 def run(pairs: int, latency: float, concurrency: int, store: ConceptStore, stub: OpenAIStub) -> tuple[float, int]:

@@ -76,8 +76,9 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> None:
 
 def step(name: str, db: Path, data: Path) -> None:
     """One step, in this process."""
-    from tools.annotation import Annotation, AnnotationConfig
+    from tools.annotation import AnnotationConfig
     from tools.importers import import_file
+    from tools.operations import Selection, annotate
     from tools.store import ConceptStore
     from tools.workflows import evaluate_mechanism, explain_global, fit_mechanism
 
@@ -85,7 +86,7 @@ def step(name: str, db: Path, data: Path) -> None:
         if name == "import":
             import_file(store, data, "whypref")
         elif name == "annotate":
-            Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(list(store.pairs()))
+            annotate(store, None, AnnotationConfig(llm_concepts=False), Selection(), max_chars=6000)
         elif name == "fit":
             fit_mechanism(store, "human", evaluate=False)
         elif name == "evaluate":

@@ -323,7 +323,7 @@ def swap_test(name: str) -> dict[str, Any]:
     store = store_for(name)
     fit_mechanism(store, "human", evaluate=False)
     record, model = load_model(store, "human")
-    design = load_design(store, "human", concept_ids=record.payload["concept_ids"])  # type: ignore[arg-type]
+    design = load_design(store, "human", concept_ids=record.payload.concept_ids)
     X, domains = design.X, design.domains
     stored, swapped = local_lift(model, X, domains), local_lift(model, -X, domains)
     p_a = first_preferred(model.decision_function(X, domains))

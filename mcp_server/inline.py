@@ -57,13 +57,13 @@ def explain_inline(
 ) -> PairExplanation:
     record, _ = load_model(store, mechanism, model_id)
     by_id = {c.id: c for c in store.concepts()}
-    concepts = [by_id[c] for c in record.payload["concept_ids"] if c in by_id]  # type: ignore[union-attr]
+    concepts = [by_id[c] for c in record.payload.concept_ids if c in by_id]
     pair = inline.as_pair()
     with ConceptStore(":memory:") as scratch:
         llm = workspace.llm(scratch) if workspace.has_llm else None
         config = AnnotationConfig(llm_concepts=llm is not None)
         produced = {MEASURED_ANNOTATOR} | ({annotator_name(config.representation, llm.model_id)} if llm else set())
-        fitted_on = record.payload.get("annotator")
+        fitted_on = record.payload.annotator
         if fitted_on is not None and fitted_on not in produced:
             raise WhyprefError(
                 f"model {record.id} was fitted on values of annotator {fitted_on!r}, which this server cannot "

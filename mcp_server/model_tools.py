@@ -33,8 +33,8 @@ from mcp_server.settings import ServerSettings
 from mcp_server.workspace import Workspace, workspace_of
 from tools.errors import WhyprefError
 from tools.model_names import DEFAULT_BOOTSTRAP
-from tools.model_selection import Evaluation
 from tools.report import explanation_warnings
+from tools.scores import Evaluation
 from tools.stats import store_stats
 from tools.store import ConceptStore
 from tools.workflows import (

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field, JsonValue
 from tools.annotation import AnnotationResult
 from tools.concepts import Concept
 from tools.discovery import DiscoveryResult
+from tools.fitted import ModelMetrics
 from tools.llm import Estimate
-from tools.model_selection import DifferenceRow, Evaluation
+from tools.scores import DifferenceRow, Evaluation
 from tools.stats import MechanismSummary
 from tools.store import FittedModelRecord
 from tools.workflows import GlobalExplanation, LocalExplanation
@@ -115,7 +116,7 @@ class ModelSummary(BaseModel):
     mechanism: str
     model_type: str
     params: dict[str, JsonValue]
-    metrics: dict[str, JsonValue]
+    metrics: ModelMetrics = Field(description="CV log loss, pairs fitted on, held-out accuracy beside length.")
     created_at: str
     concepts: int
     domains: list[str]
@@ -129,8 +130,8 @@ class ModelSummary(BaseModel):
             params=record.params,
             metrics=record.metrics,
             created_at=record.created_at,
-            concepts=len(record.payload.get("concept_ids") or []),  # type: ignore[arg-type]
-            domains=[str(d) for d in record.payload.get("domains") or []],  # type: ignore[union-attr]
+            concepts=len(record.payload.concept_ids),
+            domains=record.payload.domains,
         )
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from helpers import pipeline_responder, served_endpoint
 from tools.store import ConceptStore
-from tools.testing import OpenAIStub, Responder, pipeline_responder
 
 RAW = Path(os.environ.get("WHYPREF_RAW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"))
 
@@ -25,16 +23,6 @@ def raw() -> Path:
 def store(tmp_path: Path):
     with ConceptStore(tmp_path / "store.db") as s:
         yield s
-
-
-@contextmanager
-def served_endpoint(monkeypatch: pytest.MonkeyPatch, responder: Responder) -> Iterator[OpenAIStub]:
-    """An OpenAI-compatible server on 127.0.0.1 answering with ``responder``, set as the endpoint."""
-    with OpenAIStub(responder) as stub:
-        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
-        monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
-        monkeypatch.setenv("WHYPREF_API_KEY", "test")
-        yield stub
 
 
 @pytest.fixture

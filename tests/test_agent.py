@@ -1,4 +1,4 @@
-"""The discovery agent on planted data with a scripted LLM (tools.testing.PlantedOracle): it learns from
+"""The discovery agent on planted data with a scripted LLM (tests/helpers.py: PlantedOracle): it learns from
 the regression's errors, resumes a killed run without paying twice, keeps its budgets and asks before
 dropping when told to."""
 
@@ -8,43 +8,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 import agent.nodes
 from agent.config import AgentConfig
 from agent.graph import history, resume_run, sqlite_checkpointer, start_run
-from tools.concepts import Concept, ConceptKind
-from tools.design import store_planted
+from helpers import TRUE, oracle, planted_store
+from tools.concepts import ConceptKind
 from tools.errors import WhyprefError
 from tools.llm import LLM
-from tools.planted import make_planted
 from tools.store import ConceptStore
-from tools.testing import PlantedOracle, ScriptedChat
-
-DATA = make_planted(
-    n_domains=3,
-    n_concepts=9,
-    n_shared=6,
-    n_pairs_per_domain=60,
-    shared_active=1.0,
-    specific_active=0.0,
-    deviation_active=0.0,
-    density=0.5,
-    weight_range=(1.5, 2.5),
-    random_state=0,
-)
-TRUE = ["shared0", "shared1", "shared2", "shared3"]  # what the oracle knows of the six true concepts
-STARTING = ["Starting Noise A", "Starting Noise B"]
-
-
-def oracle() -> PlantedOracle:
-    return PlantedOracle(DATA, TRUE, [f"Distractor {k}" for k in range(6)], biased=["Position"], per_batch=3)
-
-
-def planted_store(path, starting=STARTING) -> ConceptStore:
-    """Planted pairs and labels, no planted concepts; a starting set that cannot explain the labels."""
-    store = ConceptStore(path)
-    store_planted(store, DATA)
-    for concept in store.concepts():
-        store.delete_concept(concept.id)
-    for name in starting:
-        store.add_concept(Concept(name=name, definition=f"A high score indicates {name}.", kind=ConceptKind.MANUAL))
-    return store
+from tools.testing import ScriptedChat
 
 
 def llm_concepts(store) -> set[str]:
@@ -135,35 +104,33 @@ def test_a_killed_run_resumes_to_the_same_end_without_paying_twice(tmp_path, mon
 
 
 def test_budget_stops_are_exact(tmp_path):
+    # Two rounds are enough to cross each budget inside a round (four agent runs in all).
     full_store = planted_store(tmp_path / "full.db")
     _, llm = make_llm(full_store)
-    full = start_run(full_store, llm, config(), InMemorySaver(), run_id="r")
+    full = start_run(full_store, llm, config(max_iterations=2), InMemorySaver(), run_id="r")
+    assert len(full.history) == 2 and full.stop_reason == "iterations: 2 done"
     needed = full.calls
 
     # Exactly the calls the whole run needs: the same run, to the end.
     store = planted_store(tmp_path / "exact.db")
     _, llm = make_llm(store)
-    exact = start_run(store, llm, config(max_calls=needed), InMemorySaver(), run_id="r")
+    exact = start_run(store, llm, config(max_iterations=2, max_calls=needed), InMemorySaver(), run_id="r")
     assert exact.calls == needed and exact.stop_reason == full.stop_reason and exact.concepts == full.concepts
 
     # One call less: the last stage that would cross the budget never starts.
     store = planted_store(tmp_path / "short.db")
     chat, llm = make_llm(store)
-    short = start_run(store, llm, config(max_calls=needed - 1), InMemorySaver(), run_id="r")
+    short = start_run(store, llm, config(max_iterations=2, max_calls=needed - 1), InMemorySaver(), run_id="r")
     assert short.stop_reason.startswith("call budget") and len(chat.calls) == short.calls < needed
     assert llm_concepts(store) == set(short.concepts)  # unvalidated candidates are not left behind
     assert short.history == full.history[: len(short.history)]
 
-    # Tokens the same way, and rounds.
+    # Tokens the same way.
     store = planted_store(tmp_path / "tokens.db")
     _, llm = make_llm(store)
     cap = full.tokens // 2
-    tokens = start_run(store, llm, config(max_tokens=cap), InMemorySaver(), run_id="r")
+    tokens = start_run(store, llm, config(max_iterations=2, max_tokens=cap), InMemorySaver(), run_id="r")
     assert tokens.stop_reason.startswith("token budget") and tokens.tokens <= cap
-    store = planted_store(tmp_path / "rounds.db")
-    _, llm = make_llm(store)
-    rounds = start_run(store, llm, config(max_iterations=2), InMemorySaver(), run_id="r")
-    assert len(rounds.history) == 2 and rounds.stop_reason == "iterations: 2 done"
 
 
 def test_re_asks_are_reserved_in_the_call_budget(tmp_path):

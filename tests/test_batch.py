@@ -8,11 +8,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from helpers import pipeline_responder
 from tools.cli import app
 from tools.concepts import Concept, ConceptKind
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.store import ConceptStore
-from tools.testing import closed_port_url, pipeline_responder, run_batch_file
+from tools.testing import closed_port_url, run_batch_file
 
 runner = CliRunner()
 CONCEPTS = ("Structure", "Code Examples", "Engagement")

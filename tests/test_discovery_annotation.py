@@ -2,6 +2,7 @@
 
 import pytest
 
+from helpers import pipeline_responder
 from tools.annotation import Annotation, AnnotationConfig, annotator_name
 from tools.concepts import ConceptKind, ConceptScope
 from tools.demo_data import demo_pairs
@@ -9,7 +10,7 @@ from tools.design import load_design
 from tools.discovery import GENERIC_CONCEPTS, Discovery, DiscoveryConfig, merge_candidates
 from tools.llm import LLM
 from tools.measured import MEASURED_ANNOTATOR, MEASURES
-from tools.testing import ScriptedChat, pipeline_responder
+from tools.testing import ScriptedChat
 
 
 @pytest.fixture

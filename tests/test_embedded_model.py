@@ -1,5 +1,5 @@
 """Integration: the real embedded model (llama.cpp + the pinned GGUF) does one discovery batch and one
-annotation call end to end. Slow (about a minute on two cores); needs the 'local' extra."""
+annotation call end to end. Slow (about 40 s on two cores; short texts keep it so); needs the 'local' extra."""
 
 import pytest
 
@@ -29,14 +29,14 @@ def test_the_pinned_model_is_assembled_and_verified(settings):
 def test_one_discovery_batch_and_one_annotation_call(store, settings):
     store.add_labeled_pairs([i for i in demo_pairs(4) if i.pair.domain == "coding"])
     llm = LLM.from_settings(settings, store)
-    config = DiscoveryConfig(batches_per_domain=1, batch_size=4, concepts_per_batch=4, include_generic=False)
-    result = Discovery(store, llm, config, max_chars=1200).run()
+    config = DiscoveryConfig(batches_per_domain=1, batch_size=2, concepts_per_batch=2, include_generic=False)
+    result = Discovery(store, llm, config, max_chars=600).run()
     assert llm.usage.stage("propose").calls >= 1 and result.batches == 1
     concepts = store.concepts()
     assert concepts and all(c.name.strip() and c.definition for c in concepts)
 
     pair = next(store.pairs())
-    annotation = Annotation(store, llm, AnnotationConfig(relevance=False, max_concepts_per_call=20), max_chars=1200)
+    annotation = Annotation(store, llm, AnnotationConfig(relevance=False, max_concepts_per_call=20), max_chars=600)
     annotation.run([pair])
     assert llm.usage.stage("compare").calls >= 2  # both presentation orders
     rows = list(

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 
+from helpers import PlantedOracle
 from tools.concepts import Concept, ConceptValue, concept_id
 from tools.design import load_design, store_planted
 from tools.discovery import Candidate, Discovery, DiscoveryConfig
@@ -22,7 +23,7 @@ from tools.feedback import (
 from tools.llm import LLM
 from tools.planted import make_planted
 from tools.store import ConceptDecision, ConceptStore
-from tools.testing import PlantedOracle, ScriptedChat
+from tools.testing import ScriptedChat
 
 DATA = make_planted(
     n_domains=4,

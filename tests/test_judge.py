@@ -4,12 +4,13 @@ import json
 
 import pytest
 
+from helpers import application_responder
 from tools.demo_data import demo_pairs
 from tools.judge import judge_name, judge_pairs, judge_requests, label_pairs
 from tools.llm import LLM
 from tools.pairs import Label, LabeledPair, MechanismKind, Pair, Verdict
 from tools.stats import store_stats
-from tools.testing import ScriptedChat, application_responder
+from tools.testing import ScriptedChat
 
 
 def llm_of(responder, store=None) -> tuple[LLM, ScriptedChat]:

@@ -13,6 +13,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from helpers import pipeline_responder
 from tools.cli import app
 from tools.errors import (
     LLMAuthenticationError,
@@ -22,7 +23,7 @@ from tools.errors import (
 )
 from tools.llm import LLM, Request, RetryPolicy, choice_request
 from tools.store import ConceptStore
-from tools.testing import Fault, OpenAIStub, closed_port_url, pipeline_responder
+from tools.testing import Fault, OpenAIStub, closed_port_url
 
 FAST = RetryPolicy(max_retries=3, deadline=10.0, circuit_breaker=8, base_delay=0.02, max_delay=0.1)
 

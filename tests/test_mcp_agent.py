@@ -1,11 +1,11 @@
 """run_agent through the MCP server and `whypref agent` on the command line, against an OpenAI-compatible
-server on 127.0.0.1 that answers like an LLM over planted data (tools.testing.PlantedOracle)."""
+server on 127.0.0.1 that answers like an LLM over planted data (PlantedOracle, tests/helpers.py)."""
 
 import pytest
 from mcp.client.client import Client
-from test_agent import oracle, planted_store
 from typer.testing import CliRunner
 
+from helpers import oracle, planted_store
 from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.cli import app

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import served_endpoint
 from mcp.client.client import Client
 
+from helpers import application_responder, served_endpoint
 from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
 from tools.annotation import Annotation, AnnotationConfig
@@ -15,7 +15,6 @@ from tools.comparison import concept_weights
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.steering import random_concepts, top_concepts
 from tools.store import ConceptStore
-from tools.testing import application_responder
 from tools.workflows import fit_mechanism
 
 pytestmark = pytest.mark.anyio

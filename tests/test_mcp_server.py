@@ -12,15 +12,15 @@ import pytest
 from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
 
+from helpers import build_demo_store
 from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
-from tools.annotation import Annotation, AnnotationConfig
-from tools.demo_data import DEMO_MECHANISMS, demo_pairs, write_demo_set
+from tools.demo_data import write_demo_set
 from tools.errors import WhyprefError
 from tools.measured import MEASURES
 from tools.stats import store_stats
 from tools.store import ConceptStore
-from tools.workflows import explain_pair, fit_mechanism
+from tools.workflows import explain_pair
 
 pytestmark = pytest.mark.anyio
 
@@ -31,17 +31,6 @@ LONG_A = {
     "response_b": "Simmer tomatoes.",
     "domain": "cooking",
 }
-
-
-def build_demo_store(path: Path, *, fitted: bool = True) -> None:
-    """The demo set (3 domains, humans and a length-loving judge), measured concepts, both mechanisms fitted."""
-    with ConceptStore(path) as store:
-        items = demo_pairs(8)
-        store.add_labeled_pairs(items, DEMO_MECHANISMS)
-        Annotation(store, None, AnnotationConfig(llm_concepts=False)).run([item.pair for item in items])
-        if fitted:
-            for mechanism in DEMO_MECHANISMS:
-                fit_mechanism(store, mechanism.name)
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ import pytest
 import typer
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
-from test_mcp_server import build_demo_store
 from typer.testing import CliRunner
 
+from helpers import build_demo_store
 from tools.cli.mcp import register
 from tools.measured import MEASURES
 from tools.store import ConceptStore
@@ -259,7 +259,7 @@ async def test_fifty_simultaneous_calls_on_one_store(http_server):
         else:  # concepts added meanwhile are columns of zeros: another model id, the same accuracy
             fitted.add(out["model_id"])
             assert out["pairs"] == 24 and out["in_domain"]["scores"][0]["accuracy"] == pytest.approx(
-                human_model.metrics["non_tie_accuracy"], abs=0.05
+                human_model.held_out.non_tie_accuracy, abs=0.05
             )
 
     with ConceptStore(db, create=False) as store:

@@ -154,9 +154,10 @@ def test_the_agent_proposes_a_mined_phrase_and_keeps_it_when_held_out_accuracy_r
 
     from agent.config import AgentConfig
     from agent.graph import build_graph, start_run
+    from helpers import pipeline_responder
     from tools.llm import LLM
     from tools.store import ConceptStore
-    from tools.testing import ScriptedChat, pipeline_responder
+    from tools.testing import ScriptedChat
 
     store = ConceptStore(tmp_path / "a.db")
     store.add_labeled_pairs(planted_pairs(400, 4, phrase_matters=True))

@@ -7,10 +7,9 @@ import pytest
 
 from tools.baselines import SpecificOnlyRegression
 from tools.hmdr import HierarchicalMultiDomainRegression
+from tools.model_names import LENGTH_LR, LONGER
 from tools.model_selection import (
     DOMAIN_RATIOS,
-    LENGTH_LR,
-    LONGER,
     SHARED_RATIOS,
     EvaluationData,
     cv_folds,

@@ -2,12 +2,13 @@
 
 import pytest
 
+from helpers import pipeline_responder
 from tools.annotation import Annotation, AnnotationConfig, annotator_name
 from tools.concepts import Concept
 from tools.demo_data import demo_pairs
 from tools.llm import LLM
 from tools.pairs import LabeledPair
-from tools.testing import ScriptedChat, pipeline_responder
+from tools.testing import ScriptedChat
 
 CONCEPTS = [
     Concept(name="Structure", definition="A high score indicates numbered steps; a low score, none."),

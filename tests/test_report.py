@@ -84,7 +84,8 @@ def test_bad_requests_name_the_problem(tmp_path, demo):
 def test_a_fit_stores_the_baselines_the_report_shows(demo):
     with ConceptStore(demo.db, create=False) as store:
         record = store.models(mechanism="judge-verbose")[-1]
-    rows = {r["model"] for r in record.metrics["evaluation"]["rows"]}
+    assert record.metrics.evaluation is not None
+    rows = {r.model for r in record.metrics.evaluation.rows}
     assert rows == {"hmdr", "longer", "length-lr"}
 
 

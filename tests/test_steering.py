@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from helpers import application_responder
 from tools.comparison import ConceptWeights, concept_weights
 from tools.concepts import Concept, ConceptScope
 from tools.errors import WhyprefError
@@ -24,7 +25,7 @@ from tools.steering import (
     top_concepts,
     win_rate,
 )
-from tools.testing import ScriptedChat, application_responder
+from tools.testing import ScriptedChat
 
 
 def weights_of(values: dict[str, float], domain_specific: dict[str, str] | None = None) -> ConceptWeights:

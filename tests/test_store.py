@@ -5,6 +5,7 @@ import pytest
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
+from tools.fitted import ModelMetrics, ModelPayload
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair
 from tools.store import CachedCall, ConceptStore, FittedModelRecord, content_key
 
@@ -124,9 +125,18 @@ def test_cache_models_and_runs(store):
         CachedCall(key=key, model="m", request={"messages": ["hi"]}, response={"text": "yo"}, prompt_tokens=3)
     )
     assert store.cached_call(key).response == {"text": "yo"}
-    record = FittedModelRecord(id="m1", mechanism="human", model_type="hmdr", payload={"coef": [0.5, 0.0]})
+    payload = ModelPayload(
+        concept_ids=["c1", "c2"], domains=["d"], classes=[-1, 1], coef_shared=[0.5, 0.0], coef_domain=[[0.0, 0.1]]
+    )
+    record = FittedModelRecord(
+        id="m1", mechanism="human", model_type="hmdr", payload=payload, metrics=ModelMetrics(cv_log_loss=0.6, pairs=9)
+    )
     store.save_model(record)
     assert store.models(mechanism="human") == [record]
+    # A record an older whypref wrote (untyped weights) is named with what to do, not half-read.
+    store.db["models"].insert({**store.db["models"].get("m1"), "id": "m0", "payload": '{"coef": [0.5, 0.0]}'})
+    with pytest.raises(StoreError, match="model m0 was stored by an older whypref; refit 'human'"):
+        store.models(mechanism="human")
     store.start_run("r1", "discover", {"budget": 3})
     store.finish_run("r1", "done", {"calls": 2})
     run = store.run("r1")

@@ -5,12 +5,13 @@ import re
 import numpy as np
 import pytest
 
+from helpers import application_responder
 from tools.comparison import concept_weights, weight_gap
 from tools.errors import WhyprefError
 from tools.llm import LLM
 from tools.pairs import Verdict
 from tools.steering import top_concepts
-from tools.testing import ScriptedChat, application_responder
+from tools.testing import ScriptedChat
 from tools.tiebreak import tie_break, tie_subset
 
 

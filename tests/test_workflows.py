@@ -89,7 +89,7 @@ def test_explanations_global_and_local(planted, tmp_path):
     record, model = load_model(store, "planted")
     pair_id = load_design(store, "planted").pair_ids[0]
     local = explain_pair(store, "planted", pair_id)
-    concept_ids = record.payload["concept_ids"]
+    concept_ids = record.payload.concept_ids
     names = [{c.id: c.name for c in store.concepts()}[c] for c in concept_ids]
     x = load_pair_vector(store, pair_id, concept_ids, None)
 

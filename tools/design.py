@@ -6,7 +6,7 @@ that reads vectors from the store can be tried before any LLM annotation exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -170,10 +170,17 @@ def load_design(
     domains = np.array([r["domain"] for r in rows])
     shared, masks = scope_masks(concepts, sorted(set(domains)))
     y = np.array([_Y[r["verdict"]] for r in rows], dtype=np.int64)
-    texts = store.pair_texts(pair_ids)
-    groups = pair_groups(texts)
-    lengths = np.array([(len(a), len(b)) for _, a, b in texts], dtype=np.float64).reshape(-1, 2)
-    return Design(X, y, domains, pair_ids, concepts, shared, masks, groups, lengths)
+    lengths: list[tuple[int, int]] = []
+
+    def texts() -> Iterator[tuple[str, str, str]]:  # streamed: a large set's texts never sit in memory
+        for query, a, b in store.pair_texts(pair_ids):
+            lengths.append((len(a), len(b)))
+            yield query, a, b
+
+    groups = pair_groups(texts())
+    return Design(
+        X, y, domains, pair_ids, concepts, shared, masks, groups, np.array(lengths, dtype=np.float64).reshape(-1, 2)
+    )
 
 
 PLANTED_ANNOTATOR = "planted"

@@ -1,12 +1,17 @@
-"""A fitted HMDR model as stored: a typed payload with a lossless round trip to the estimator."""
+"""What a stored fitted model holds besides its name: its weights (with a lossless round trip to the
+estimator) and its scores. Plain records: scikit-learn loads only to predict."""
 
 from __future__ import annotations
 
-import numpy as np
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING
 
-from tools.baselines import MODELS
-from tools.hmdr import HierarchicalMultiDomainRegression
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.scores import Evaluation
+
+if TYPE_CHECKING:
+    from tools.hmdr import HierarchicalMultiDomainRegression
 
 
 class ModelPayload(BaseModel):
@@ -46,6 +51,8 @@ class ModelPayload(BaseModel):
 
     def estimator(self, model_type: str, params: dict[str, float]) -> HierarchicalMultiDomainRegression:
         """The fitted estimator, as ``fit`` left it (learned attributes set by the estimator's own class)."""
+        from tools.baselines import MODELS
+
         if model_type not in MODELS:
             raise ValueError(f"unknown model type {model_type!r} (known: {', '.join(sorted(MODELS))})")
         estimator = MODELS[model_type]()
@@ -57,3 +64,14 @@ class ModelPayload(BaseModel):
             coef_domain=np.array(self.coef_domain, dtype=float).reshape(len(self.domains), len(self.concept_ids)),
             n_iter=self.n_iter,
         )
+
+
+class ModelMetrics(BaseModel):
+    """How a fitted model scores: the chosen penalties' CV log loss, the non-tie pairs it was fitted on and
+    its held-out accuracy beside the length baselines (in-domain protocol; None when not computed)."""
+
+    model_config = ConfigDict(extra="ignore")  # whypref 0.x also stored copies of the held-out row's fields
+
+    cv_log_loss: float
+    pairs: int
+    evaluation: Evaluation | None = None

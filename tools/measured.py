@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import statistics
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -546,7 +547,10 @@ def measured_chunks(
     """(chunk, values of its pairs to measure) for each (chunk, pairs to measure), in order. Small
     chunks are measured here; large ones are split over one worker process per core, and the next chunk
     is measured while the caller writes this one, so at most two chunks are held at a time."""
-    workers = len(os.sched_getaffinity(0))
+    # Forked workers (Linux): they start in milliseconds and never re-run the caller's script, which
+    # spawned ones do (a script without a __main__ guard would start itself again). They only compute:
+    # no lock, file or connection of this process is touched in them.
+    workers = len(os.sched_getaffinity(0)) if sys.platform == "linux" else 1
     pending: deque[tuple[list[Pair], list[Pair], list[Future[tuple[np.ndarray, np.ndarray]]]]] = deque()
 
     def collect() -> tuple[list[Pair], list[ConceptValue]]:
@@ -563,8 +567,8 @@ def measured_chunks(
                     yield collect()
                 yield chunk, measure_pairs(todo) if todo else []
                 continue
-            if pool is None:  # forkserver: forking a process that runs threads (the MCP server) is unsafe
-                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("forkserver")))
+            if pool is None:
+                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("fork")))
             texts = texts_of(todo)
             size = -(-len(texts) // workers)
             parts = [pool.submit(measurements, texts[i : i + size]) for i in range(0, len(texts), size)]

@@ -22,11 +22,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, Field
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
@@ -34,7 +33,9 @@ from tools.baselines import MODELS, SpecificOnlyRegression
 from tools.cancellation import checkpoint
 from tools.errors import WhyprefError
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows, domain_penalty_weights
+from tools.model_names import LENGTH_BASELINES, LENGTH_LR, LONGER, Protocol
 from tools.resampling import ClusterBootstrap
+from tools.scores import CVRow, DifferenceRow, Evaluation, ScoreRow
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,6 @@ ModelSpec = str | HierarchicalMultiDomainRegression | CustomModel
 """A model name from :data:`tools.baselines.MODELS`, an unfitted model used as a template, or a
 :class:`CustomModel`."""
 
-LONGER = "longer"
-"""Baseline: the longer response wins (equal lengths: a tie, 0.5)."""
-LENGTH_LR = "length-lr"
-"""Baseline: logistic regression on the log length ratio alone, with a per-domain slope (HMDR on one
-feature, tuned like the model it is compared with)."""
-LENGTH_BASELINES = (LONGER, LENGTH_LR)
 
 # Penalty grid, as fractions of the smallest penalty that zeroes every weight (lambda_max). Shared
 # weights: 6 values over two decades; deviations: none at all (1.0), then half-octave steps where
@@ -72,14 +67,6 @@ CV_TOL = 1e-3
 same as at 1e-4 on the stored sets, at half the iterations. The final refit keeps the model's own."""
 MIN_DOMAIN_PAIRS = 10
 """A domain with fewer non-tie pairs than this gets no deviation of its own (shared weights only)."""
-
-
-class CVRow(BaseModel):
-    """Cross-validated scores of one configuration."""
-
-    params: dict[str, float]
-    log_loss: float = Field(description="Mean held-out log loss (the selection criterion).")
-    accuracy: float = Field(description="Held-out accuracy (a zero margin counts 0.5).")
 
 
 @dataclass(frozen=True)
@@ -422,60 +409,6 @@ def grid_search_cv(
 
 
 # -- evaluation protocols ------------------------------------------------------------------------
-Protocol = Literal["in-domain", "ood"]
-
-
-class ScoreRow(BaseModel):
-    """Held-out accuracy of one model or baseline, in percent."""
-
-    model: str
-    non_tie_accuracy: float = Field(description="Accuracy over pairs whose reference is not a tie (%).")
-    low: float
-    high: float
-    n_pairs: int = Field(description="Non-tie pairs scored.")
-    accuracy_with_ties: float = Field(description="The paper's figure: reference ties count 0.5 (%).")
-    n_ties: int = Field(description="Pairs whose reference label is a tie (in accuracy_with_ties only).")
-    per_domain: dict[str, float] = Field(description="Non-tie accuracy per domain (%).")
-    explains_more_than_length: Literal["yes", "not shown"] | None = Field(
-        default=None, description="Whether its difference with both length baselines has an interval above 0."
-    )
-
-
-class DifferenceRow(BaseModel):
-    """Paired difference of two rows' non-tie accuracy on the same held-out pairs, in points."""
-
-    model: str
-    baseline: str
-    difference: float
-    low: float
-    high: float
-
-
-class Evaluation(BaseModel):
-    """One protocol's held-out accuracy for several models beside the length baselines."""
-
-    protocol: Protocol
-    splits: str = Field(description="How pairs were split: grouped by query, or random pairs.")
-    n_splits: int
-    repeats: int
-    confidence: float
-    rows: list[ScoreRow]
-    differences: list[DifferenceRow]
-    notes: list[str] = Field(default_factory=list)
-
-    def row(self, model: str) -> ScoreRow:
-        return next(r for r in self.rows if r.model == model)
-
-    def verdict(self, model: str) -> str:
-        """One line: does ``model`` explain more than length?"""
-        row = self.row(model)
-        if row.explains_more_than_length is None:
-            return f"{model}: no length baselines to compare with"
-        gaps = [d for d in self.differences if d.model == model and d.baseline in LENGTH_BASELINES]
-        detail = "; ".join(f"{d.difference:+.1f} [{d.low:+.1f}, {d.high:+.1f}] vs {d.baseline}" for d in gaps)
-        return f"{model} explains more than length: {row.explains_more_than_length} ({detail} points)"
-
-
 @dataclass(frozen=True)
 class EvaluationData:
     """What a protocol needs: labels (0 = tie), domains, concept values and, for honest splits and the

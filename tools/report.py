@@ -24,7 +24,7 @@ from tools.errors import WhyprefError
 from tools.explain import DomainLift, local_lift
 from tools.feedback import swap_failure_rates
 from tools.hmdr import HierarchicalMultiDomainRegression
-from tools.model_selection import Evaluation
+from tools.scores import Evaluation
 from tools.stats import store_stats
 from tools.store import ConceptStore, FittedModelRecord
 from tools.workflows import GlobalExplanation, explain_global, load_model, model_concepts, model_design
@@ -124,10 +124,9 @@ def _section(
     mechanism = record.mechanism
     if explanation is None or explanation.model_id != record.id:
         explanation = explain_global(store, mechanism, model_id=record.id, top_k=top_k, n_bootstrap=n_bootstrap)
-    stored = record.metrics.get("evaluation")
-    evaluation = Evaluation.model_validate(stored) if isinstance(stored, dict) else None
+    evaluation = record.metrics.evaluation
     model_name = record.model_type
-    n_pairs = int(record.metrics.get("pairs", 0) or 0)  # type: ignore[arg-type]
+    n_pairs = record.metrics.pairs
     warnings = explanation_warnings(explanation, n_pairs)
     verdict = None
     if evaluation is None:

@@ -8,7 +8,7 @@ response, :mod:`tools.grouping`), because such pairs are not independent evidenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,10 +64,12 @@ class ClusterBootstrap:
     def n_rows(self) -> int:
         return int(self._unit.size)
 
-    def _unit_counts(self, rng: np.random.Generator, n_resamples: int) -> NDArray[np.float64]:
-        """How often each unit is drawn in each resample, shape (n_resamples, n_units)."""
-        n_units = self._unit_stratum.size
-        counts = np.zeros((n_resamples, n_units))
+    def _draws(
+        self, rng: np.random.Generator, n_resamples: int
+    ) -> Iterator[tuple[slice, NDArray[np.intp], NDArray[np.intp]]]:
+        """How often each unit is drawn, a block at a time: (resamples, units, counts of shape
+        (resamples, units)). Blocks hold at most about ``_MAX_DRAWS`` counts, so memory stays bounded
+        however many pairs and resamples there are."""
         for stratum in np.unique(self._unit_stratum):
             members = np.flatnonzero(self._unit_stratum == stratum)
             step = max(1, _MAX_DRAWS // members.size)
@@ -76,8 +78,7 @@ class ClusterBootstrap:
                 draws = rng.integers(0, members.size, size=(stop - start, members.size))
                 offsets = np.arange(stop - start)[:, None] * members.size
                 tallies = np.bincount((draws + offsets).ravel(), minlength=(stop - start) * members.size)
-                counts[start:stop, members] = tallies.reshape(stop - start, members.size)
-        return counts
+                yield slice(start, stop), members, tallies.reshape(stop - start, members.size)
 
     def means(self, values: ArrayLike, *, n_resamples: int = 2000, random_state: int = 0) -> NDArray[np.float64]:
         """Resampled means of every column of ``values``, shape (n_resamples, n_columns)."""
@@ -86,11 +87,13 @@ class ClusterBootstrap:
         if matrix.shape[0] != self.n_rows:
             raise ValueError(f"values has {matrix.shape[0]} rows, the bootstrap {self.n_rows}")
         n_units = self._unit_stratum.size
-        sums = np.zeros((n_units, matrix.shape[1]))
-        np.add.at(sums, self._unit, matrix)
-        sizes = np.bincount(self._unit, minlength=n_units).astype(np.float64)
-        weights = self._unit_counts(np.random.default_rng(random_state), n_resamples)
-        return (weights @ sums) / (weights @ sizes)[:, None]
+        # Per unit: the sums of every column, and (last column) its number of rows.
+        totals = np.zeros((n_units, matrix.shape[1] + 1))
+        np.add.at(totals, self._unit, np.column_stack([matrix, np.ones(matrix.shape[0])]))
+        weighted = np.zeros((n_resamples, totals.shape[1]))
+        for resamples, members, counts in self._draws(np.random.default_rng(random_state), n_resamples):
+            weighted[resamples] += counts @ totals[members]
+        return weighted[:, :-1] / weighted[:, -1:]
 
     def interval(
         self, values: ArrayLike, *, confidence: float = 0.95, n_resamples: int = 2000, random_state: int = 0
@@ -113,7 +116,9 @@ class ClusterBootstrap:
         """
         labels = [np.asarray(y) for y in both_classes]
         for _ in range(_MAX_REDRAWS):
-            counts = self._unit_counts(rng, 1)[0].astype(np.intp)
+            counts = np.zeros(self._unit_stratum.size, dtype=np.intp)
+            for _, members, drawn in self._draws(rng, 1):
+                counts[members] = drawn[0]
             rows = np.repeat(np.arange(self.n_rows), counts[self._unit])
             if all(np.unique(y[rows]).size > 1 for y in labels):
                 return rows

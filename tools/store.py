@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import sqlite_utils
@@ -24,7 +24,13 @@ from pydantic import BaseModel, Field, JsonValue
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
+from tools.fitted import ModelMetrics, ModelPayload
+from tools.model_names import ModelName
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict
+from tools.scores import ScoreRow
+
+if TYPE_CHECKING:
+    from tools.hmdr import HierarchicalMultiDomainRegression
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction to finish
@@ -173,11 +179,21 @@ class FittedModelRecord(BaseModel):
 
     id: str
     mechanism: str
-    model_type: str
+    model_type: ModelName
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    payload: dict[str, JsonValue] = Field(default_factory=dict)
-    metrics: dict[str, JsonValue] = Field(default_factory=dict)
+    payload: ModelPayload
+    metrics: ModelMetrics
     created_at: str = Field(default_factory=_now)
+
+    @property
+    def held_out(self) -> ScoreRow | None:
+        """The model's own held-out row (non-tie accuracy, interval, beside length), if evaluated."""
+        return self.metrics.evaluation.row(self.model_type) if self.metrics.evaluation else None
+
+    def estimator(self) -> HierarchicalMultiDomainRegression:
+        """The fitted estimator (scikit-learn's contract: learned attributes set by its own class)."""
+        params = {k: v for k, v in self.params.items() if isinstance(v, int | float)}
+        return self.payload.estimator(self.model_type, params)
 
 
 class RunUsage(BaseModel):
@@ -421,19 +437,18 @@ class ConceptStore:
             yield from map(self._pair_from_row, rows)
             last = rows[-1]["id"]
 
-    def pair_texts(self, pair_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-        """(query, response A, response B) of each pair, in the order given (the query as stored JSON)."""
-        texts: dict[str, tuple[str, str, str]] = {}
+    def pair_texts(self, pair_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+        """(query, response A, response B) of each pair, in the order given (the query as stored JSON),
+        read a few hundred at a time: the texts of a large set need not fit in memory at once."""
         for start in range(0, len(pair_ids), 500):
             chunk = list(pair_ids[start : start + 500])
             marks = ", ".join("?" * len(chunk))
             query = f"select id, query, response_a, response_b from pairs where id in ({marks})"
-            for row in self.db.execute(query, chunk).fetchall():
-                texts[row[0]] = (row[1], row[2], row[3])
-        missing = [p for p in pair_ids if p not in texts]
-        if missing:
-            raise StoreError(f"{self.path}: no pair with id {missing[0]!r}")
-        return [texts[p] for p in pair_ids]
+            texts = {row[0]: (row[1], row[2], row[3]) for row in self.db.execute(query, chunk).fetchall()}
+            missing = [p for p in chunk if p not in texts]
+            if missing:
+                raise StoreError(f"{self.path}: no pair with id {missing[0]!r}")
+            yield from (texts[p] for p in chunk)
 
     def pair(self, pair_id: str) -> Pair:
         row = next(self.db.query("select * from pairs where id = ?", [pair_id]), None)
@@ -675,11 +690,20 @@ class ConceptStore:
             self.db["models"].upsert(row, pk="id")  # type: ignore[union-attr]
 
     def models(self, *, mechanism: str | None = None) -> list[FittedModelRecord]:
+        """Fitted models, oldest first; one stored by a whypref whose records differ is named, not skipped."""
         where, args = (" where mechanism = ?", [mechanism]) if mechanism else ("", [])
-        return [
-            FittedModelRecord(**{**row, **{c: json.loads(row[c]) for c in ("params", "payload", "metrics")}})
-            for row in self.db.query(f"select * from models{where} order by created_at, id", args)
-        ]
+        records = []
+        for row in self.db.query(f"select * from models{where} order by created_at, id", args):
+            try:
+                records.append(
+                    FittedModelRecord(**{**row, **{c: json.loads(row[c]) for c in ("params", "payload", "metrics")}})
+                )
+            except ValueError as error:
+                raise StoreError(
+                    f"{self.path}: model {row['id']} was stored by an older whypref; refit {row['mechanism']!r} "
+                    f"(`whypref fit`) or delete the model ({str(error).splitlines()[0]})"
+                ) from error
+        return records
 
     def start_run(self, run_id: str, kind: str, config: dict[str, JsonValue]) -> None:
         row = {

@@ -12,22 +12,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field
 
 from tools.concepts import Concept
 from tools.design import Design, FittingNotes, load_design
 from tools.errors import StoreError, WhyprefError
 from tools.explain import GlobalLift, bootstrap_global_lift, first_preferred, global_lift, local_lift, plot_global_lift
-from tools.fitted import ModelPayload
+from tools.fitted import ModelMetrics, ModelPayload
 from tools.hmdr import HierarchicalMultiDomainRegression
 from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
 from tools.model_selection import (
-    CVRow,
-    Evaluation,
     evaluate_in_domain,
     evaluate_out_of_domain,
     grid_search_cv,
 )
+from tools.scores import CVRow, Evaluation
 from tools.store import ConceptStore, FittedModelRecord, content_key
 
 
@@ -142,21 +141,14 @@ def fit_mechanism(
             evaluation = _evaluate(full, "in-domain", [model], grouped=grouped)
         except (WhyprefError, ValueError) as error:
             evaluation_note = f"held-out accuracy not computed: {error}"
-    payload = ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes)
-    metrics: dict[str, JsonValue] = {"cv_log_loss": chosen.log_loss, "pairs": len(design.y)}
-    if evaluation is not None:
-        row = evaluation.row(model)
-        metrics |= {"non_tie_accuracy": row.non_tie_accuracy, "low": row.low, "high": row.high}
-        metrics["explains_more_than_length"] = row.explains_more_than_length or "not shown"
-        metrics["evaluation"] = evaluation.model_dump(mode="json")  # the baselines beside it, for reports
     store.save_model(
         FittedModelRecord(
             id=model_id,
             mechanism=mechanism,
             model_type=model,
             params={k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | bool)},
-            payload=payload.model_dump(mode="json"),
-            metrics=metrics,
+            payload=ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes),
+            metrics=ModelMetrics(cv_log_loss=chosen.log_loss, pairs=len(design.y), evaluation=evaluation),
         )
     )
     return FitReport(
@@ -189,15 +181,7 @@ def load_model(
             + " (run `whypref fit` first)"
         )
     record = records[-1]
-    params = {k: v for k, v in record.params.items() if isinstance(v, int | float)}
-    return record, payload_of(record).estimator(record.model_type, params)
-
-
-def payload_of(record: FittedModelRecord) -> ModelPayload:
-    try:
-        return ModelPayload.model_validate(record.payload)
-    except ValueError as error:
-        raise StoreError(f"model {record.id} was stored by an older whypref; refit it (`whypref fit`)") from error
+    return record, record.estimator()
 
 
 def _evaluate(
@@ -239,7 +223,7 @@ def evaluate_mechanism(
 
 
 def model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord) -> tuple[Design, FittingNotes]:
-    payload = payload_of(record)
+    payload = record.payload
     design = load_design(
         store, mechanism, annotator=payload.annotator, source=payload.source, concept_ids=payload.concept_ids
     )
@@ -248,12 +232,12 @@ def model_design(store: ConceptStore, mechanism: str, record: FittedModelRecord)
 
 def accuracy_line(record: FittedModelRecord) -> str | None:
     """ "held-out 72.1% [69.4, 74.8] (non-tie); explains more than length: not shown", if evaluated."""
-    metrics = record.metrics
-    if "non_tie_accuracy" not in metrics:
+    row = record.held_out
+    if row is None:
         return None
     return (
-        f"held-out {metrics['non_tie_accuracy']:.1f}% [{metrics['low']:.1f}, {metrics['high']:.1f}] (non-tie); "
-        f"explains more than length: {metrics['explains_more_than_length']}"
+        f"held-out {row.non_tie_accuracy:.1f}% [{row.low:.1f}, {row.high:.1f}] (non-tie); "
+        f"explains more than length: {row.explains_more_than_length or 'not shown'}"
     )
 
 
@@ -320,7 +304,7 @@ def explain_pair(store: ConceptStore, mechanism: str, pair_id: str, *, model_id:
     record, estimator = load_model(store, mechanism, model_id)
     pair = store.pair(pair_id)
     concepts = model_concepts(store, record)
-    x = load_pair_vector(store, pair_id, [c.id for c in concepts], payload_of(record).annotator)
+    x = load_pair_vector(store, pair_id, [c.id for c in concepts], record.payload.annotator)
     domains = np.array([pair.domain])
     lifts = local_lift(estimator, x[None, :], domains)[0]
     margin = estimator.decision_function(x[None, :], domains)
@@ -348,7 +332,7 @@ def load_pair_vector(store: ConceptStore, pair_id: str, concept_ids: list[str], 
 def model_concepts(store: ConceptStore, record: FittedModelRecord) -> list[Concept]:
     """The concepts of a stored model, in its column order."""
     by_id = {c.id: c for c in store.concepts()}
-    ids = payload_of(record).concept_ids
+    ids = record.payload.concept_ids
     missing = [c for c in ids if c not in by_id]
     if missing:
         raise StoreError(f"model {record.id} uses concepts no longer in the store: {', '.join(missing[:5])}; refit it")

@@ -18,7 +18,7 @@ from tools.store import ConceptStore
 
 if TYPE_CHECKING:
     from tools.explain import ConceptLift
-    from tools.model_selection import Evaluation
+    from tools.scores import Evaluation
     from tools.workflows import GlobalExplanation
 
 
