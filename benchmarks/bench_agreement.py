@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.tables import agreement_table, differences_table
 from tools.annotation import Annotation, AnnotationConfig
-from tools.cli.applications import agreement_table, differences_table
 from tools.comparison import agreement_matrix, weight_differences
 from tools.importers import ImportOptions, import_file
 from tools.store import ConceptStore

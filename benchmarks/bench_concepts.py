@@ -105,7 +105,7 @@ def old_values(name: str, commit: str) -> dict[tuple[str, str], float]:
             # The backup API, not a file copy: the open store's latest writes may still be in its WAL.
             with sqlite3.connect(OUT / f"concepts-{name}.db") as live, sqlite3.connect(copy) as target:
                 live.backup(target)
-            code = "from tools.cli import main; main()"
+            code = "from cli import main; main()"
             command = [sys.executable, "-c", code, "annotate", "--measured-only", "--db", str(copy)]
             done = subprocess.run(
                 command, env={"PYTHONPATH": str(tree), "PATH": ""}, cwd=tree, capture_output=True, text=True

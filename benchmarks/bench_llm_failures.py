@@ -87,7 +87,7 @@ def annotate(db: Path, url: str, tree: Path | None, limit: float) -> dict[str, A
     }
     if tree is not None:
         environment["PYTHONPATH"] = str(tree)
-    command = [sys.executable, "-c", "from tools.cli import main; main()", "annotate", "--db", str(db)]
+    command = [sys.executable, "-c", "from cli import main; main()", "annotate", "--db", str(db)]
     command += ["--representation", "comp", "--no-relevance"]
     started = time.monotonic()
     try:

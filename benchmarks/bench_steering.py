@@ -26,8 +26,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.tables import tiebreak_table, win_rate_table
 from tools.annotation import Annotation, AnnotationConfig
-from tools.cli.applications import tiebreak_table, win_rate_table
 from tools.comparison import agreement_matrix, concept_weights, weight_differences
 from tools.importers import read_file
 from tools.judge import judge_name, label_pairs

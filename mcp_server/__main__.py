@@ -2,6 +2,6 @@
 
 import typer
 
-from tools.cli.mcp import mcp_command
+from cli.mcp import mcp_command
 
 typer.run(mcp_command)

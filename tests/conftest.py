@@ -46,3 +46,12 @@ def demo_fitted(store):
     fit_mechanism(store, "human", evaluate=False)
     fit_mechanism(store, "judge-verbose", evaluate=False)
     return store
+
+
+# The longest modules start first, so that the workers (pytest -n auto) finish about together.
+LONGEST_FIRST = ("test_embedded_model.py", "test_demo_endpoint.py", "test_agent.py", "test_mcp_transports.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -88,7 +88,7 @@ def test_cli_reports_one_clear_line_and_fails(tmp_path):
     path.write_bytes(CASES["unknown label"][0])
     db = tmp_path / "cli.db"
     run = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "import", str(path), "--db", str(db)],
+        [sys.executable, "-m", "cli", "import", str(path), "--db", str(db)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from helpers import pipeline_responder
-from tools.cli import app
 from tools.concepts import Concept, ConceptKind
 from tools.demo_data import DEMO_MECHANISMS, demo_pairs
 from tools.store import ConceptStore

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 import tools.measured
+from cli import app
 from mcp_server.paths import AllowedDirectories
 from tools.annotation import Annotation, AnnotationConfig
-from tools.cli import app
 from tools.concepts import Concept
 from tools.errors import InputError, StoreError
 from tools.importers import ImportOptions, detect_format, import_file, read_file

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tools.cli import app, main
+from cli import app, main
 from tools.store import ConceptStore
 
 runner = CliRunner()

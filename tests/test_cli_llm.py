@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from tools.cli import app
+from cli import app
 from tools.store import ConceptStore
 
 runner = CliRunner()
@@ -15,17 +15,6 @@ def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def test_demo_end_to_end_with_an_endpoint(endpoint, tmp_path):
-    out = invoke("demo", "--dir", tmp_path)
-    assert "Report:" in out and "embedded" not in out
-    report = (tmp_path / "report" / "report.md").read_text()
-    assert "## human" in report and "## judge-verbose" in report and "stub-model" in report
-    assert len(list((tmp_path / "report").glob("*.png"))) == 2
-    requests = endpoint.requests
-    invoke("demo", "--dir", tmp_path)
-    assert endpoint.requests == requests  # everything cached: a re-run costs no calls
 
 
 def test_discover_annotate_and_manage_concepts(endpoint, tmp_path):

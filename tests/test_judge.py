@@ -106,8 +106,8 @@ def test_the_applications_from_the_command_line(tmp_path, monkeypatch):
     """judge -> fit -> compare -> steer -> tiebreak with `whypref`, against a scripted endpoint on 127.0.0.1."""
     from typer.testing import CliRunner
 
+    from cli import app
     from tools.annotation import Annotation, AnnotationConfig
-    from tools.cli import app
     from tools.demo_data import DEMO_MECHANISMS
     from tools.store import ConceptStore
     from tools.testing import OpenAIStub

@@ -13,8 +13,8 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from cli import app
 from helpers import pipeline_responder
-from tools.cli import app
 from tools.errors import (
     LLMAuthenticationError,
     LLMBadRequestError,

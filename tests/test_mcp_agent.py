@@ -5,10 +5,10 @@ import pytest
 from mcp.client.client import Client
 from typer.testing import CliRunner
 
+from cli import app
 from helpers import oracle, planted_store
 from mcp_server.server import create_server
 from mcp_server.settings import ServerSettings
-from tools.cli import app
 from tools.store import ConceptStore
 from tools.testing import OpenAIStub
 

@@ -5,6 +5,7 @@ simultaneous tool calls on one store."""
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +23,8 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from typer.testing import CliRunner
 
+from cli.mcp import register
 from helpers import build_demo_store
-from tools.cli.mcp import register
 from tools.measured import MEASURES
 from tools.store import ConceptStore
 from tools.workflows import explain_pair
@@ -44,10 +45,16 @@ def test_the_command_registers_as_whypref_mcp(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("served") / "demo.db"
+def template(tmp_path_factory) -> Path:
+    """A fitted demo store, built once; each server gets a copy of its own."""
+    path = tmp_path_factory.mktemp("template") / "demo.db"
     build_demo_store(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory, template) -> Path:
+    return Path(shutil.copy(template, tmp_path_factory.mktemp("served") / "demo.db"))
 
 
 @pytest.mark.anyio
@@ -162,11 +169,10 @@ def served(db: Path, log: Path, *args: str, env: dict[str, str] | None = None) -
 
 
 @pytest.fixture(scope="module")
-def http_server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
+def http_server(tmp_path_factory, template) -> Iterator[tuple[str, Path, Path]]:
     """A server process on 127.0.0.1 over its own fitted store: (URL, store, log of its output)."""
     root = tmp_path_factory.mktemp("http")
-    db, log = root / "demo.db", root / "stderr"
-    build_demo_store(db)
+    db, log = Path(shutil.copy(template, root / "demo.db")), root / "stderr"
     with served(db, log) as port:
         yield f"http://127.0.0.1:{port}/mcp", db, log
 

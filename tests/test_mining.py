@@ -104,7 +104,7 @@ def test_mined_candidates_land_as_concepts_with_provenance_and_exact_values(stor
 def test_the_mine_command(tmp_path):
     from typer.testing import CliRunner
 
-    from tools.cli import app
+    from cli import app
     from tools.store import ConceptStore
 
     db = tmp_path / "m.db"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tools.cli import app
+from cli import app
 from tools.concepts import Concept, ConceptScope, ConceptValue
 from tools.design import load_design, scope_masks, store_planted
 from tools.errors import InputError, StoreError, WhyprefError

@@ -11,6 +11,7 @@ from tools.annotation import Annotation, AnnotationConfig, AnnotationResult, Pro
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate
 from tools.pairs import Pair
+from tools.settings import Settings
 from tools.store import ConceptStore
 
 
@@ -33,14 +34,16 @@ def annotate(
     store: ConceptStore,
     llm: LLM | None,
     config: AnnotationConfig,
-    selection: Selection,
+    selection: Selection | None = None,
     *,
-    max_chars: int,
+    max_chars: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> AnnotationResult:
-    """Measured concepts on the selected pairs, then (with an LLM) the LLM's concepts; only values the
-    store lacks are computed or asked for."""
-    return Annotation(store, llm, config, max_chars, progress).run(selection.pairs(store))
+    """Measured concepts on the selected pairs (default: all), then (with an LLM) the LLM's concepts;
+    only values the store lacks are computed or asked for. ``max_chars``: the longest response text
+    the LLM is shown (default: the settings', WHYPREF_MAX_RESPONSE_CHARS)."""
+    limit = max_chars or Settings().max_response_chars
+    return Annotation(store, llm, config, limit, progress).run((selection or Selection()).pairs(store))
 
 
 def estimate_annotation(

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cli.options import DEFAULT_DB, DbOption
 from mcp_server.settings import DEFAULT_MAX_TEXT_CHARS, ServerSettings
-from tools.cli.options import DEFAULT_DB, DbOption
 from tools.errors import WhyprefError
 
 

@@ -11,10 +11,10 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
+from cli import agent, applications, batch, concepts, data, mcp, model
+from cli.console import console, errors
+from cli.options import RUN
 from tools.batch import BatchWritten
-from tools.cli import agent, applications, batch, concepts, data, mcp, model
-from tools.cli.console import console, errors
-from tools.cli.options import RUN
 from tools.errors import WhyprefError
 
 

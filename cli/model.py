@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tools.cli.console import add_columns, console
-from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
+from cli.console import add_columns, console
+from cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.importers.values import import_values
 from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
 from tools.planted import make_planted

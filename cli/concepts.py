@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tools.cli.console import add_columns, console
-from tools.cli.options import DEFAULT_DB, RUN, DbOption, DomainOption, SourceOption
-from tools.cli.progress import print_cost, print_estimate, stage_progress
+from cli.console import add_columns, console
+from cli.options import DEFAULT_DB, RUN, DbOption, DomainOption, SourceOption
+from cli.progress import print_cost, print_estimate, stage_progress
 from tools.concepts import Concept, ConceptKind, ConceptScope, Representation
 from tools.errors import WhyprefError
 from tools.settings import Settings

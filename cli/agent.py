@@ -12,8 +12,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tools.cli.console import add_columns, console
-from tools.cli.options import DEFAULT_DB, DbOption, SourceOption
+from cli.console import add_columns, console
+from cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.store import ConceptStore
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def run_command(
     reasons (with each concept as it was) are kept: see `whypref agent history`."""
     from agent.config import AgentConfig
     from agent.graph import new_run_id, sqlite_checkpointer, start_run
-    from tools.cli.concepts import make_llm
+    from cli.concepts import make_llm
 
     config = AgentConfig(
         mechanism=mechanism,
@@ -172,7 +172,7 @@ def resume_command(
     """Continue a run that was killed (or waits for approval) where it stopped; answers already paid
     for come from the store's cache."""
     from agent.graph import resume_run, sqlite_checkpointer
-    from tools.cli.concepts import make_llm
+    from cli.concepts import make_llm
 
     with ConceptStore(db, create=False) as store, sqlite_checkpointer(db) as saver:
         llm = make_llm(store)

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tools.cli.console import add_columns
+from cli.console import add_columns
 
 if TYPE_CHECKING:
     from tools.llm import Estimate, Usage

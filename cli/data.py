@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tools.cli.console import add_columns, console
-from tools.cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
+from cli.console import add_columns, console
+from cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from tools.errors import InputError
 from tools.importers import FORMATS, ColumnMapping, ImportOptions, detect_format, import_file
 from tools.importers.icai import icai_document, write_icai
@@ -243,8 +243,8 @@ def demo_command(
 ) -> None:
     """The main job on a demo set whypref writes itself: import, discover and annotate concepts with the
     LLM (embedded by default), fit HMDR for each mechanism, explain, and write a report."""
-    from tools.cli.concepts import make_llm
-    from tools.cli.progress import stage_progress
+    from cli.concepts import make_llm
+    from cli.progress import stage_progress
     from tools.demo_job import run_demo
 
     with stage_progress(console) as progress:

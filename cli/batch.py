@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from tools.cli.console import console, errors
-from tools.cli.options import DEFAULT_DB, DbOption
+from cli.console import console, errors
+from cli.options import DEFAULT_DB, DbOption
 from tools.store import ConceptStore
 
 SHOWN_PROBLEMS = 20
