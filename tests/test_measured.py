@@ -181,3 +181,20 @@ def test_worker_processes_store_the_same_values(store, raw, monkeypatch):
     Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
     stored = {(v.pair_id, v.concept_id): (v.value, v.detail) for v in store.values()}
     assert stored == expected
+
+
+def test_measuring_reports_progress_a_chunk_at_a_time(store, monkeypatch):
+    import tools.annotation
+    from tools.operations import Selection, annotate
+
+    pairs = [
+        Pair(query=f"q{i}?", response_a="Yes." * (i + 1), response_b="No.", domain="d", source="s") for i in range(5)
+    ]
+    store.add_labeled_pairs([LabeledPair(pair=p) for p in pairs])
+    monkeypatch.setattr(tools.annotation, "MEASURE_CHUNK", 2)
+    seen: list[tuple[str, int, int]] = []
+    result = annotate(
+        store, None, AnnotationConfig(llm_concepts=False), Selection(limit=4), progress=lambda *a: seen.append(a)
+    )
+    assert result.pairs == 4
+    assert seen == [("measure", 0, 4), ("measure", 2, 4), ("measure", 4, 4)]

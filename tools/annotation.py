@@ -92,6 +92,7 @@ PROBE_STAGE, PROBE_OPTIONS = "probe", ("yes", "no")
 
 
 MEASURE_CHUNK = 2000  # pairs measured, then written in one transaction
+MEASURE_STAGE = "measure"  # progress stage of measured (and mined) concepts
 
 
 class AnnotationConfig(BaseModel):
@@ -168,7 +169,7 @@ class Annotation:
         self.progress(stage, 0, len(requests))
         return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
 
-    def measure(self, pairs: Iterable[Pair]) -> tuple[int, int]:
+    def measure(self, pairs: Iterable[Pair], total: int = 0) -> tuple[int, int]:
         """Measured and mined concepts for every pair (each once per pair and concept set: measured ones
         once per library version); returns the pairs read and the values written. Measured concepts an
         earlier whypref defined and this one does not are removed with their values (code computed them;
@@ -176,7 +177,7 @@ class Annotation:
 
         Pairs are read, measured and written a chunk at a time, so memory stays flat however many there
         are; values are computed outside any transaction, so other commands wait for the store seconds,
-        not the minutes measuring a large set takes."""
+        not the minutes measuring a large set takes. Progress: stage "measure", pairs done of ``total``."""
         current = measured_concepts()
         names = {c.id for c in current}
         stored = {c.id: c for c in self.store.concepts(kind=ConceptKind.MEASURED)}
@@ -192,10 +193,12 @@ class Annotation:
         mined_done = self.store.complete_pairs(MINED_ANNOTATOR, sorted(c.id for c in mined)) if mined else set()
         chunks = ((chunk, [p for p in chunk if p.id not in done]) for chunk in chunked(pairs, MEASURE_CHUNK))
         seen = written = 0
+        self.progress(MEASURE_STAGE, 0, total)
         for chunk, values in measured_chunks(chunks):
             values += pattern_values([p for p in chunk if p.id not in mined_done], mined)
             written += self.store.put_values(values)
             seen += len(chunk)
+            self.progress(MEASURE_STAGE, seen, max(total, seen))
         return seen, written
 
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
@@ -310,16 +313,19 @@ class Annotation:
             for pair, concept, (sa, sb) in self._answered(todo, SCORE, answers)
         ]
 
-    def run(self, pairs: Iterable[Pair]) -> AnnotationResult:
+    def run(self, pairs: Iterable[Pair], total: int | None = None) -> AnnotationResult:
         """Measured concepts, then the LLM's. Measured only, ``pairs`` is read once, a chunk at a time
-        (a store's pairs stream through); LLM annotation holds them all."""
+        (a store's pairs stream through); LLM annotation holds them all. ``total``: how many pairs
+        ``pairs`` holds, for progress (a sequence's length by default)."""
+        if total is None:
+            total = len(pairs) if isinstance(pairs, Sequence) else 0
         if not self.config.llm_concepts:
-            seen, measured = self.measure(pairs)
+            seen, measured = self.measure(pairs, total)
             return AnnotationResult(
                 pairs=seen, values_written=0, measured_values=measured, swap_consistent=None, missing_answers=0
             )
         pairs = list(pairs)
-        _, measured = self.measure(pairs)
+        _, measured = self.measure(pairs, len(pairs))
         todo = self._todo(pairs)
         zeros: list[ConceptValue] = []
         if self.config.relevance and todo:

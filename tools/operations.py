@@ -23,11 +23,13 @@ class Selection:
     domain: str | None = None
     limit: int | None = None
 
-    def pairs(self, store: ConceptStore) -> Iterator[Pair]:
-        """The selected pairs, streamed; an error when there are none."""
-        if next(store.pairs(source=self.source, domain=self.domain, page=1), None) is None:
+    def pairs(self, store: ConceptStore) -> tuple[Iterator[Pair], int]:
+        """The selected pairs, streamed, and how many there are; an error when there are none."""
+        count = store.count_pairs(source=self.source, domain=self.domain)
+        if count == 0:
             raise WhyprefError("no pairs to annotate (check source / domain)")
-        return islice(store.pairs(source=self.source, domain=self.domain), self.limit)
+        total = count if self.limit is None else min(count, self.limit)
+        return islice(store.pairs(source=self.source, domain=self.domain), self.limit), total
 
 
 def annotate(
@@ -42,8 +44,8 @@ def annotate(
     """Measured concepts on the selected pairs (default: all), then (with an LLM) the LLM's concepts;
     only values the store lacks are computed or asked for. ``max_chars``: the longest response text
     the LLM is shown (default: the settings', WHYPREF_MAX_RESPONSE_CHARS)."""
-    limit = max_chars or Settings().max_response_chars
-    return Annotation(store, llm, config, limit, progress).run((selection or Selection()).pairs(store))
+    pairs, total = (selection or Selection()).pairs(store)
+    return Annotation(store, llm, config, max_chars or Settings().max_response_chars, progress).run(pairs, total)
 
 
 def estimate_annotation(
@@ -55,4 +57,5 @@ def estimate_annotation(
     max_chars: int,
 ) -> dict[str, Estimate]:
     """The calls and tokens annotating the selected pairs would spend, by stage (nothing is spent)."""
-    return Annotation(store, llm, config, max_chars).estimate(list(selection.pairs(store)))
+    pairs, _ = selection.pairs(store)
+    return Annotation(store, llm, config, max_chars).estimate(list(pairs))

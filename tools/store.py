@@ -437,6 +437,10 @@ class ConceptStore:
             yield from map(self._pair_from_row, rows)
             last = rows[-1]["id"]
 
+    def count_pairs(self, *, source: str | None = None, domain: str | None = None) -> int:
+        where, args = self._where(source=source, domain=domain)
+        return int(self.db.execute(f"select count(*) from pairs p{where}", args).fetchone()[0])
+
     def pair_texts(self, pair_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
         """(query, response A, response B) of each pair, in the order given (the query as stored JSON),
         read a few hundred at a time: the texts of a large set need not fit in memory at once."""
