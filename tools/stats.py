@@ -77,7 +77,7 @@ def store_stats(
 ) -> StoreStats:
     store.check_names(domains=[domain] if domain else [], source=source)
     rows = store.label_rows(source=source, domain=domain)
-    pairs = list(store.pairs(source=source, domain=domain))
+    sources = store.source_counts(source=source, domain=domain)  # counted in SQL: no texts read
     kinds = {m.name: m.kind.value for m in store.mechanisms()}
 
     counts: dict[str, dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
@@ -134,8 +134,8 @@ def store_stats(
         else []
     )
     return StoreStats(
-        pairs=len(pairs),
-        sources=dict(sorted(Counter(p.source for p in pairs).items())),
+        pairs=sum(sources.values()),
+        sources=sources,
         counts={d: dict(sorted(c.items())) for d, c in sorted(counts.items())},
         mechanisms=summaries,
         agreement=pairwise,

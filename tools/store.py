@@ -437,6 +437,12 @@ class ConceptStore:
             yield from map(self._pair_from_row, rows)
             last = rows[-1]["id"]
 
+    def source_counts(self, *, source: str | None = None, domain: str | None = None) -> dict[str, int]:
+        """Pairs per source (of one source and/or domain), by source name."""
+        where, args = self._where(source=source, domain=domain)
+        query = f"select p.source, count(*) from pairs p{where} group by p.source order by p.source"
+        return {name: int(n) for name, n in self.db.execute(query, args).fetchall()}
+
     def count_pairs(self, *, source: str | None = None, domain: str | None = None) -> int:
         where, args = self._where(source=source, domain=domain)
         return int(self.db.execute(f"select count(*) from pairs p{where}", args).fetchone()[0])
