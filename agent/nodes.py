@@ -12,11 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from pydantic import BaseModel
 
 from agent.budget import BudgetExhausted, check_stage
 from agent.config import AgentConfig
@@ -41,6 +42,8 @@ from tools.llm import LLM, Estimate
 from tools.measured import measured_concepts
 from tools.mining import MiningConfig, mine_patterns, pattern_concept
 from tools.store import ConceptDecision, ConceptStore, content_key
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -121,19 +124,12 @@ def _score(ctx: AgentContext, state: AgentState, concept_ids: list[str]) -> Conc
     )
 
 
-def _scored(state: AgentState) -> ConceptSetScore:
-    """The score ``fit`` left in the state (state holds plain JSON: checkpoints restore it as written)."""
-    scored = state.get("scored")
-    if scored is None:
-        raise WhyprefError(f"agent run {state['run_id']}: no fitted score in the state before validating")
-    return ConceptSetScore.model_validate(scored)
-
-
-def _plan(state: AgentState) -> Plan:
-    plan = state.get("plan")
-    if plan is None:
-        raise WhyprefError(f"agent run {state['run_id']}: no plan in the state before deciding")
-    return Plan.model_validate(plan)
+def _from_state(state: AgentState, key: Literal["scored", "plan"], model: type[M]) -> M:
+    """What an earlier node left in the state (plain JSON: checkpoints restore it as written)."""
+    value = state.get(key)
+    if value is None:
+        raise WhyprefError(f"agent run {state['run_id']}: no {key} in the state (a node ran out of order)")
+    return model.model_validate(value)
 
 
 def _current(ctx: AgentContext, state: AgentState) -> ConceptSetScore:
@@ -355,7 +351,7 @@ def fit(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 def validate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Flag concepts the feedback condemns; keep the change only if held-out accuracy does not fall."""
     ctx = runtime.context
-    scored = _scored(state)
+    scored = _from_state(state, "scored", ConceptSetScore)
     candidates = state.get("candidates", [])
     reference = _reference(ctx, state, scored)
     flagged = []
@@ -380,7 +376,7 @@ def validate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
 
 def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """With ``approve`` on, a human confirms drops and merges of kept concepts (else the fallback)."""
-    plan = _plan(state)
+    plan = _from_state(state, "plan", Plan)
     if not runtime.context.config.approve or not plan.changes:
         return {}
     approved = interrupt(
@@ -399,8 +395,8 @@ def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 def decide(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Apply the plan, record why each concept was added, kept, merged, dropped or rejected; stop or loop."""
     ctx, config = runtime.context, runtime.context.config
-    plan = _plan(state)
-    scored = _scored(state)
+    plan = _from_state(state, "plan", Plan)
+    scored = _from_state(state, "scored", ConceptSetScore)
     first = not state.get("current")
     reference = _reference(ctx, state, scored)
     stored = {c.id: c for c in ctx.store.concepts()}

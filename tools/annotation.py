@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
@@ -28,7 +29,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue, Representation
 from tools.errors import WhyprefError
 from tools.llm import LLM, Choice, Estimate, Request, choice_request
-from tools.measured import MEASURED_ANNOTATOR, chunked, measured_chunks, measured_concepts
+from tools.measured import MEASURED_ANNOTATOR, measured_chunks, measured_concepts
 from tools.mining import MINED_ANNOTATOR, pattern_values
 from tools.pairs import Pair
 from tools.prompting import cut, load_prompt
@@ -191,7 +192,11 @@ class Annotation:
         done = self.store.complete_pairs(MEASURED_ANNOTATOR, sorted(names)) if unchanged else set()
         mined = self.store.concepts(kind=ConceptKind.MINED)
         mined_done = self.store.complete_pairs(MINED_ANNOTATOR, sorted(c.id for c in mined)) if mined else set()
-        chunks = ((chunk, [p for p in chunk if p.id not in done]) for chunk in chunked(pairs, MEASURE_CHUNK))
+        iterator = iter(pairs)  # read a chunk at a time, as measuring needs it
+        chunks = (
+            (chunk, [p for p in chunk if p.id not in done])
+            for chunk in iter(lambda: list(islice(iterator, MEASURE_CHUNK)), [])
+        )
         seen = written = 0
         self.progress(MEASURE_STAGE, 0, total)
         for chunk, values in measured_chunks(chunks):

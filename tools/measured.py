@@ -30,7 +30,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
-from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,6 +49,7 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: o
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’][^\W\d_{_CJK}]+)*|\d+(?:[.,]\d+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s*")
+PARALLEL_FROM = 1000  # pairs in a chunk from which worker processes pay for their start
 RUN = 5  # words in a run copied from the request: long enough that common phrases rarely match by chance
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+\S|\*\*[^*\n]{1,80}\*\*\s*:?\s*$)", re.MULTILINE)
@@ -530,15 +530,6 @@ def measured_values(pairs: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> list
 def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
     """Every measured concept's value on every pair."""
     return measured_values(pairs, *measurements(texts_of(pairs)))
-
-
-PARALLEL_FROM = 1000  # pairs in a chunk from which worker processes pay for their start (about a second)
-
-
-def chunked(items: Iterable[Pair], size: int) -> Iterator[list[Pair]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def measured_chunks(

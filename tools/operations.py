@@ -25,7 +25,7 @@ class Selection:
 
     def pairs(self, store: ConceptStore) -> tuple[Iterator[Pair], int]:
         """The selected pairs, streamed, and how many there are; an error when there are none."""
-        count = store.count_pairs(source=self.source, domain=self.domain)
+        count = sum(store.source_counts(source=self.source, domain=self.domain).values())
         if count == 0:
             raise WhyprefError("no pairs to annotate (check source / domain)")
         total = count if self.limit is None else min(count, self.limit)
@@ -52,10 +52,10 @@ def estimate_annotation(
     store: ConceptStore,
     llm: LLM,
     config: AnnotationConfig,
-    selection: Selection,
+    selection: Selection | None = None,
     *,
-    max_chars: int,
+    max_chars: int | None = None,
 ) -> dict[str, Estimate]:
     """The calls and tokens annotating the selected pairs would spend, by stage (nothing is spent)."""
-    pairs, _ = selection.pairs(store)
-    return Annotation(store, llm, config, max_chars).estimate(list(pairs))
+    pairs, _ = (selection or Selection()).pairs(store)
+    return Annotation(store, llm, config, max_chars or Settings().max_response_chars).estimate(list(pairs))

@@ -443,10 +443,6 @@ class ConceptStore:
         query = f"select p.source, count(*) from pairs p{where} group by p.source order by p.source"
         return {name: int(n) for name, n in self.db.execute(query, args).fetchall()}
 
-    def count_pairs(self, *, source: str | None = None, domain: str | None = None) -> int:
-        where, args = self._where(source=source, domain=domain)
-        return int(self.db.execute(f"select count(*) from pairs p{where}", args).fetchone()[0])
-
     def pair_texts(self, pair_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
         """(query, response A, response B) of each pair, in the order given (the query as stored JSON),
         read a few hundred at a time: the texts of a large set need not fit in memory at once."""
