@@ -43,7 +43,6 @@ class AgentConfig(BaseModel):
     )
     mined_per_round: int = Field(default=5, ge=1, le=50, description="Mined phrases proposed per round, at most.")
     relevance: bool = Field(default=True, description="Ask which concepts matter for a pair before comparing.")
-    max_chars: int = Field(default=6000, ge=200, description="Responses are cut to this in prompts.")
     n_splits: int = Field(default=5, ge=2, description="CV folds on the training split.")
 
     pruning: PruningRules = Field(default_factory=PruningRules)

@@ -41,6 +41,7 @@ from tools.grouping import pair_groups
 from tools.llm import LLM, Estimate
 from tools.measured import measured_concepts
 from tools.mining import MiningConfig, mine_patterns, pattern_concept
+from tools.progress import Progress
 from tools.store import ConceptDecision, ConceptStore, content_key
 
 M = TypeVar("M", bound=BaseModel)
@@ -72,9 +73,9 @@ def _event(ctx: AgentContext, state: AgentState, node: str, kind: str = "node", 
     )
 
 
-def _progress(ctx: AgentContext, state: AgentState) -> Callable[[str, int, int], None]:
+def _progress(ctx: AgentContext, state: AgentState) -> Progress:
     # Called while the LLM's own thread writes its cache to the store: it must not touch the store.
-    def report(stage: str, done: int, total: int) -> None:
+    def report(stage: str, done: int, total: int | None) -> None:
         event = AgentEvent(
             kind="llm", run_id=state["run_id"], iteration=state.get("iteration", 0), node=stage, done=done, total=total
         )
@@ -97,7 +98,7 @@ def _discovery(ctx: AgentContext, state: AgentState) -> Discovery:
         concepts_per_batch=ctx.config.concepts_per_batch,
         seed=ctx.config.seed + state.get("iteration", 0),  # other batches and framings every round
     )
-    return Discovery(ctx.store, ctx.llm, config, ctx.config.max_chars, _progress(ctx, state), _guard(ctx, state))
+    return Discovery(ctx.store, ctx.llm, config, _progress(ctx, state), _guard(ctx, state))
 
 
 def _domains(ctx: AgentContext) -> dict[str, str]:
@@ -317,13 +318,7 @@ def annotate(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
     ctx = runtime.context
     wanted = {*state["train_ids"], *state["test_ids"]}
     pairs = [p for p in ctx.store.pairs(source=ctx.config.source) if p.id in wanted]
-    annotation = Annotation(
-        ctx.store,
-        ctx.llm,
-        AnnotationConfig(relevance=ctx.config.relevance),
-        ctx.config.max_chars,
-        _progress(ctx, state),
-    )
+    annotation = Annotation(ctx.store, ctx.llm, AnnotationConfig(relevance=ctx.config.relevance), _progress(ctx, state))
     stages = annotation.estimate(pairs).values()
     worst = Estimate(
         calls=sum(e.calls for e in stages),

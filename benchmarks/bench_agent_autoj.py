@@ -44,19 +44,19 @@ OUT = Path(__file__).resolve().parent / "out"
 RUN_ID = "bench-agent"
 
 
-def llm_for(store: ConceptStore, quick: bool) -> LLM:
+def llm_for(store: ConceptStore, quick: bool, max_chars: int) -> LLM:
     if quick:
-        return LLM(ScriptedChat(responder=pipeline_responder), "scripted", store=store)
-    return LLM.from_settings(Settings(), store)
+        return LLM(ScriptedChat(responder=pipeline_responder), "scripted", store=store, max_response_chars=max_chars)
+    return LLM.from_settings(Settings(max_response_chars=max_chars), store)
 
 
-def one_shot(store: ConceptStore, llm: LLM, calls: int, max_chars: int, pairs: list) -> tuple[int, int]:
+def one_shot(store: ConceptStore, llm: LLM, calls: int, pairs: list) -> tuple[int, int]:
     """Discovery with the most batches whose estimated cost, with annotation, fits ``calls``; then
     annotation. Returns (batches per domain, calls spent)."""
     batches = 1
     while True:
         config = DiscoveryConfig(batches_per_domain=batches + 1, concepts_per_batch=5, include_generic=False)
-        estimate = Discovery(store, llm, config, max_chars).estimate()
+        estimate = Discovery(store, llm, config).estimate()
         concepts = (batches + 1) * len(store.domains()) * config.concepts_per_batch // 2
         cost = sum(e.calls for e in estimate.values()) + 2 * len(pairs) * math.ceil(concepts / 20)
         if cost > calls:
@@ -64,8 +64,8 @@ def one_shot(store: ConceptStore, llm: LLM, calls: int, max_chars: int, pairs: l
         batches += 1
     config = DiscoveryConfig(batches_per_domain=batches, concepts_per_batch=5, include_generic=False)
     before = llm.usage.total.calls
-    Discovery(store, llm, config, max_chars).run()
-    Annotation(store, llm, AnnotationConfig(relevance=False), max_chars).run(pairs)
+    Discovery(store, llm, config).run()
+    Annotation(store, llm, AnnotationConfig(relevance=False)).run(pairs)
     return batches, llm.usage.total.calls - before
 
 
@@ -95,7 +95,7 @@ def main() -> None:
 
     agent_store = ConceptStore(out / "autoj-agent.db")
     agent_store.add_labeled_pairs(chosen)
-    llm = llm_for(agent_store, args.quick)
+    llm = llm_for(agent_store, args.quick, args.max_chars)
     config = AgentConfig(
         mechanism="human",
         domains=args.domains,
@@ -104,7 +104,6 @@ def main() -> None:
         max_iterations=args.iterations,
         relevance=False,
         batches_per_iteration=4,
-        max_chars=args.max_chars,
     )
     with sqlite_checkpointer(agent_store.path) as saver:
         runs = {row["id"]: row["status"] for row in agent_store.db.query("select id, status from runs")}
@@ -120,8 +119,8 @@ def main() -> None:
 
     base_store = ConceptStore(out / "autoj-oneshot.db")
     base_store.add_labeled_pairs(chosen)
-    base_llm = llm_for(base_store, args.quick)
-    batches, base_calls = one_shot(base_store, base_llm, spent.calls, args.max_chars, list(base_store.pairs()))
+    base_llm = llm_for(base_store, args.quick, args.max_chars)
+    batches, base_calls = one_shot(base_store, base_llm, spent.calls, list(base_store.pairs()))
 
     history = Table(title=f"Agent rounds (budget {args.budget_calls} calls)")
     for column in ("round", "concepts", "added", "dropped", "rejected", "in-domain %", "OOD %", "calls"):

@@ -75,16 +75,16 @@ def main() -> None:
     store = ConceptStore(OUT / "autoj-pipeline.db")
     store.add_labeled_pairs(select(args.pairs, args.domains))
     pairs = list(store.pairs())
-    settings = Settings()
+    settings = Settings(max_response_chars=args.max_chars)
     llm = LLM.from_settings(settings, store)
     timings = {}
 
     start = time.perf_counter()
     config = DiscoveryConfig(batches_per_domain=args.batches, concepts_per_batch=5, include_generic=args.generic)
-    Discovery(store, llm, config, args.max_chars).run()
+    Discovery(store, llm, config).run()
     timings["discover"] = time.perf_counter() - start
     start = time.perf_counter()
-    result = Annotation(store, llm, AnnotationConfig(relevance=False), args.max_chars).run(pairs)
+    result = Annotation(store, llm, AnnotationConfig(relevance=False)).run(pairs)
     timings["annotate"] = time.perf_counter() - start
 
     usage = Table(title=f"Auto-J {' + '.join(args.domains)}: {len(pairs)} pairs, model {llm.model_id}")

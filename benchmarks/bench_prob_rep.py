@@ -59,7 +59,7 @@ def build(path: Path, n_pairs: int) -> list:
 
 def annotate(representation: str, n_pairs: int, max_chars: int, console: Console) -> dict[str, Any]:
     store, pairs, human = build(OUT / f"prob-rep-{representation}.db", n_pairs)
-    llm = LLM.from_settings(Settings(), store)
+    llm = LLM.from_settings(Settings(max_response_chars=max_chars), store)
     config = AnnotationConfig(representation=representation, relevance=False)  # type: ignore[arg-type]
     started = time.perf_counter()
     done = [0]
@@ -69,7 +69,7 @@ def annotate(representation: str, n_pairs: int, max_chars: int, console: Console
             done[0] = finished
             console.print(f"  {representation}/{stage}: {finished}/{total} ({time.perf_counter() - started:.0f} s)")
 
-    result = Annotation(store, llm, config, max_chars, progress).run(pairs)
+    result = Annotation(store, llm, config, progress).run(pairs)
     seconds = time.perf_counter() - started
     annotator = annotator_name(representation, llm.model_id)  # type: ignore[arg-type]
     values = {

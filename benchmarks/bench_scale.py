@@ -86,7 +86,7 @@ def step(name: str, db: Path, data: Path) -> None:
         if name == "import":
             import_file(store, data, "whypref")
         elif name == "annotate":
-            annotate(store, None, AnnotationConfig(llm_concepts=False), Selection(), max_chars=6000)
+            annotate(store, None, AnnotationConfig(llm_concepts=False), Selection())
         elif name == "fit":
             fit_mechanism(store, "human", evaluate=False)
         elif name == "evaluate":

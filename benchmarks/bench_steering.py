@@ -88,7 +88,7 @@ def main() -> None:
     store = ConceptStore(args.db)
     store.add_labeled_pairs(select(args.domains, 2500))
     Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(list(store.pairs()))
-    settings = Settings()
+    settings = Settings(max_response_chars=args.max_chars)
     llm = LLM.from_settings(settings, store)
     started = time.perf_counter()
 
@@ -98,7 +98,7 @@ def main() -> None:
 
     judge = judge_name(llm.model_id)
     pairs = sample(store, args.domains, args.label_pairs)
-    labelled = label_pairs(store, llm, pairs, mechanism=judge, max_chars=args.max_chars, progress=progress)
+    labelled = label_pairs(store, llm, pairs, mechanism=judge, progress=progress)
     console.print(
         f"Judge {judge}: {labelled.labelled}/{labelled.pairs} pairs labelled, "
         f"{100 * (labelled.ties or 0):.0f}% ties (verdict flipped with the order), "
@@ -123,7 +123,7 @@ def main() -> None:
     gaps = weight_differences(store, "human", judge, top_k=3)
 
     queries = held_out_queries(store, judge, domains=args.domains, per_domain=args.queries, max_query_chars=400)
-    evaluator = JudgeEvaluator(llm, max_chars=args.max_chars)
+    evaluator = JudgeEvaluator(llm)
     result = steer(
         store,
         llm,
@@ -132,7 +132,6 @@ def main() -> None:
         evaluator,
         k=args.k,
         max_tokens=args.max_tokens,
-        max_chars=args.max_chars,
         progress=progress,
     )
     console.print(win_rate_table(result))
@@ -144,9 +143,7 @@ def main() -> None:
     )
     tiebreak = None
     if args.tiebreak:
-        tiebreak = tie_break(
-            store, llm, judge, k=args.k, limit=args.tiebreak, max_chars=args.max_chars, progress=progress
-        )
+        tiebreak = tie_break(store, llm, judge, k=args.k, limit=args.tiebreak, progress=progress)
         console.print(tiebreak_table(tiebreak))
     console.print(f"LLM: {llm.usage.line()} on {llm.model_id}; wall time {time.perf_counter() - started:.0f} s")
     (OUT / "steering.json").write_text(

@@ -14,7 +14,6 @@ from cli.options import DEFAULT_DB, DbOption, DomainOption, SourceOption
 from cli.progress import print_cost, print_estimate, stage_progress
 from cli.tables import agreement_table, differences_table, tiebreak_table, win_rate_table
 from tools.errors import WhyprefError
-from tools.settings import Settings
 from tools.store import ConceptStore
 
 if TYPE_CHECKING:
@@ -37,14 +36,13 @@ def judge_command(
     """Label pairs with the configured LLM as a judge, both orders (a flip is a tie): a new mechanism."""
     from tools.judge import judge_requests, label_pairs
 
-    settings = Settings()
     with ConceptStore(db, create=False) as store:
         pairs = list(store.pairs(source=source, domain=domain))[:limit]
         if not pairs:
             raise WhyprefError("no pairs to judge (check --source / --domain)")
         llm = make_llm(store)
         if dry_run:
-            requests = judge_requests(pairs, chain_of_thought=cot, max_chars=settings.max_response_chars)
+            requests = judge_requests(pairs, chain_of_thought=cot, max_chars=llm.max_response_chars)
             print_estimate(console, {"judge": llm.estimate(requests)})
             return
         with stage_progress(console) as progress:
@@ -54,7 +52,6 @@ def judge_command(
                 pairs,
                 mechanism=name,
                 chain_of_thought=cot,
-                max_chars=settings.max_response_chars,
                 progress=progress,
             )
     console.print(
@@ -116,7 +113,6 @@ def steer_command(
     """Judge hack: responses steered by the judge's top-k concepts (or k random ones) against plain ones."""
     from tools.steering import HTTPScorer, JudgeEvaluator, ScorerEvaluator, advise, held_out_queries, steer
 
-    settings = Settings()
     with ConceptStore(db, create=False) as store:
         if query is not None:
             if len(domain) != 1:
@@ -134,11 +130,10 @@ def steer_command(
         domains = domain or sorted({p.domain for p in store.pairs(source=source)})
         queries = held_out_queries(store, mechanism, domains=domains, per_domain=per_domain, source=source)
         llm = make_llm(store)
-        max_chars = settings.max_response_chars
         evaluator = (
             ScorerEvaluator(HTTPScorer(scorer_url), name=scorer_url)
             if scorer_url
-            else JudgeEvaluator(llm, chain_of_thought=cot, max_chars=max_chars)
+            else JudgeEvaluator(llm, chain_of_thought=cot)
         )
         with stage_progress(console) as progress:
             report = steer(
@@ -150,7 +145,6 @@ def steer_command(
                 k=k,
                 seed=seed,
                 max_tokens=max_tokens,
-                max_chars=max_chars,
                 progress=progress,
             )
     console.print(win_rate_table(report))
@@ -186,7 +180,6 @@ def tiebreak_command(
                 limit=limit,
                 seed=seed,
                 chain_of_thought=cot,
-                max_chars=Settings().max_response_chars,
                 progress=progress,
             )
     console.print(tiebreak_table(report))

@@ -55,7 +55,7 @@ def discover_command(
     with ConceptStore(db, create=False) as store:
         llm = make_llm(store)
         with stage_progress(console) as progress:
-            discovery = Discovery(store, llm, config, Settings().max_response_chars, progress)
+            discovery = Discovery(store, llm, config, progress)
             if dry_run:
                 estimates = discovery.estimate(source, domain or None)
             else:
@@ -103,12 +103,12 @@ def annotate_command(
             relevance=relevance,
             llm_concepts=not measured_only,
         )
-        selection, max_chars = Selection(source, domain, limit), Settings().max_response_chars
+        selection = Selection(source, domain, limit)
         if dry_run and llm is not None:
-            print_estimate(console, estimate_annotation(store, llm, config, selection, max_chars=max_chars))
+            print_estimate(console, estimate_annotation(store, llm, config, selection))
             return
         with stage_progress(console) as progress:
-            result = annotate(store, llm, config, selection, max_chars=max_chars, progress=progress)
+            result = annotate(store, llm, config, selection, progress=progress)
     console.print(
         f"Annotated {result.pairs} pairs: {result.measured_values} measured values, "
         f"{result.values_written} LLM values ({result.missing_answers} answers missing).",

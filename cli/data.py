@@ -97,7 +97,7 @@ def import_command(
         ) as progress,
     ):
         task = progress.add_task(f"Reading {path.name} ({fmt})", total=None)
-        summary = import_file(store, path, fmt, options, progress=lambda n: progress.update(task, completed=n))
+        summary = import_file(store, path, fmt, options, progress=lambda _, n, __: progress.update(task, completed=n))
     _print_summary(summary, path, db)
 
 

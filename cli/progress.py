@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -21,13 +21,14 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.console import add_columns
+from tools.progress import Progress as ProgressCallback
 
 if TYPE_CHECKING:
     from tools.llm import Estimate, Usage
 
 
 @contextmanager
-def stage_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+def stage_progress(console: Console) -> Iterator[ProgressCallback]:
     """Yields a callback (stage, done, total); each round of calls of a stage gets its own bar. When the
     output is not a terminal (CI, nohup, a pipe), plain lines instead, at most one per 10% or 30 s."""
     if not console.is_terminal:
@@ -44,7 +45,7 @@ def stage_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
         current: dict[str, TaskID] = {}
         rounds: Counter[str] = Counter()
 
-        def update(stage: str, done: int, total: int) -> None:
+        def update(stage: str, done: int, total: int | None) -> None:
             if done == 0:
                 rounds[stage] += 1
                 label = stage if rounds[stage] == 1 else f"{stage} ({rounds[stage]})"
@@ -97,20 +98,23 @@ def print_cost(console: Console, usage: Usage, model_id: str) -> None:
     console.print(f"Cost: {usage.line()} on {model_id}", highlight=False)
 
 
-def _plain_lines(console: Console) -> Callable[[str, int, int], None]:
+def _plain_lines(console: Console) -> ProgressCallback:
     started: dict[str, float] = {}
     shown: dict[str, tuple[float, int]] = {}
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(stage: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         if done == 0:
             started[stage], shown[stage] = now, (now, 0)
-            console.print(f"{stage}: {total} to do", highlight=False)
+            console.print(f"{stage}: {'?' if total is None else total} to do", highlight=False)
             return
         last_time, last_done = shown.get(stage, (now, 0))
-        if done == total or now - last_time >= 30 or (done - last_done) * 10 >= max(total, 1):
+        # Without a total, a line every 30 s only.
+        tenth = total is not None and (done - last_done) * 10 >= max(total, 1)
+        if done == total or now - last_time >= 30 or tenth:
             shown[stage] = (now, done)
             elapsed = now - started.get(stage, now)
-            console.print(f"{stage}: {done}/{total} ({elapsed:.0f} s)", highlight=False)
+            of = "" if total is None else f"/{total}"
+            console.print(f"{stage}: {done}{of} ({elapsed:.0f} s)", highlight=False)
 
     return update

@@ -65,6 +65,5 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                 model_id=model_id,
                 query=query,
                 generator=generator,
-                max_chars=workspace.llm_settings.max_response_chars,
                 progress=ProgressRelay(ctx),
             )

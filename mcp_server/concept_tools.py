@@ -101,7 +101,7 @@ def register(server: MCPServer[Any]) -> None:
         config = DiscoveryConfig(mechanism=mechanism, batches_per_domain=batches, seed=seed)
         with workspace.store() as store:
             llm = workspace.llm(store)
-            discovery = Discovery(store, llm, config, workspace.llm_settings.max_response_chars, ProgressRelay(ctx))
+            discovery = Discovery(store, llm, config, ProgressRelay(ctx))
             if dry_run:
                 return DiscoverOutcome(result=None, estimate=discovery.estimate(source, domains or None), llm=_use(llm))
             result = discovery.run(source, domains or None)
@@ -137,18 +137,12 @@ def register(server: MCPServer[Any]) -> None:
             relevance=relevance,
             llm_concepts=not measured_only,
         )
-        selection, max_chars = Selection(source, domain, limit), workspace.llm_settings.max_response_chars
+        selection = Selection(source, domain, limit)
         with workspace.store() as store:
             llm = None if measured_only else workspace.llm(store)
             if dry_run:
                 # Measured concepts cost nothing, so there is nothing to estimate without an LLM.
-                estimate = (
-                    operations.estimate_annotation(store, llm, config, selection, max_chars=max_chars)
-                    if llm is not None
-                    else {}
-                )
+                estimate = operations.estimate_annotation(store, llm, config, selection) if llm is not None else {}
                 return AnnotateOutcome(result=None, estimate=estimate, llm=_use(llm) if llm else None)
-            result = operations.annotate(
-                store, llm, config, selection, max_chars=max_chars, progress=ProgressRelay(ctx)
-            )
+            result = operations.annotate(store, llm, config, selection, progress=ProgressRelay(ctx))
         return AnnotateOutcome(result=result, estimate=None, llm=_use(llm) if llm else None)

@@ -71,4 +71,4 @@ def register(server: MCPServer[Any]) -> None:
         # Files are checked again as they are opened (a name can be swapped for a symlink after the
         # check above), and a dataset's helper files (LLMBar's questions) are looked for only inside.
         with workspace.store() as store, confined_to(workspace.files.roots):
-            return import_file(store, resolved, format, options, progress=lambda n: relay("read", n, None))
+            return import_file(store, resolved, format, options, progress=relay)

@@ -72,7 +72,7 @@ def explain_inline(
         scratch.save_model(record)
         scratch.upsert_concepts(concepts)
         scratch.add_labeled_pairs([LabeledPair(pair=pair)])
-        Annotation(scratch, llm, config, workspace.llm_settings.max_response_chars).run([pair])
+        Annotation(scratch, llm, config).run([pair])
         explanation = explain_pair(scratch, mechanism, pair.id, model_id=record.id)
     unvalued = [] if llm else [c.name for c in concepts if c.kind is not ConceptKind.MEASURED]
     return PairExplanation(explanation=explanation, inline=True, unvalued_concepts=unvalued)

@@ -126,3 +126,27 @@ def test_estimates_before_spending(demo):
     discovery.run()
     costs = annotation.estimate(list(demo.pairs()))
     assert costs["relevance"].calls == 24 and costs["comp"].calls == 48 and len(chat.calls) > 0
+
+
+def test_every_stage_cuts_responses_to_the_llms_limit(demo, monkeypatch):
+    from tools.judge import judge_pairs
+    from tools.settings import Settings
+    from tools.steering import generate
+
+    monkeypatch.setenv("WHYPREF_MAX_RESPONSE_CHARS", "250")
+    assert LLM.from_settings(Settings(base_url="http://127.0.0.1:9/v1"), demo).max_response_chars == 250
+    chat = ScriptedChat(responder=pipeline_responder)
+    llm = LLM(chat, "scripted", store=demo, max_response_chars=250)
+    Discovery(demo, llm, DiscoveryConfig(batches_per_domain=1, batch_size=4, seed=1)).run()
+    pairs = list(demo.pairs())[:3]
+    Annotation(demo, llm, AnnotationConfig(relevance=False)).run(pairs)
+    shown = [m["content"] for call in chat.calls for m in call]
+    long = [t for p in demo.pairs() for t in (p.response_a, p.response_b) if len(t) > 260]
+    assert long and any(t[:250] + " [...]" in s for t in long for s in shown)
+    judged = ScriptedChat(responder=lambda messages: '{"verdict": 1}')
+    judge_pairs(LLM(judged, "judge", max_response_chars=250), pairs)
+    writer = ScriptedChat(responder=lambda messages: '{"response": "ok"}')
+    generate(LLM(writer, "writer", max_response_chars=250), ["q" * 400], [[]])
+    shown += [m["content"] for chat in (judged, writer) for call in chat.calls for m in call]
+    assert any("q" * 250 + " [...]" in s for s in shown) and not any("q" * 251 in s for s in shown)
+    assert not any(t in s for t in long for s in shown)

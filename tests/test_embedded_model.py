@@ -28,15 +28,15 @@ def test_the_pinned_model_is_assembled_and_verified(settings):
 
 def test_one_discovery_batch_and_one_annotation_call(store, settings):
     store.add_labeled_pairs([i for i in demo_pairs(4) if i.pair.domain == "coding"])
-    llm = LLM.from_settings(settings, store)
+    llm = LLM.from_settings(settings.model_copy(update={"max_response_chars": 600}), store)
     config = DiscoveryConfig(batches_per_domain=1, batch_size=2, concepts_per_batch=2, include_generic=False)
-    result = Discovery(store, llm, config, max_chars=600).run()
+    result = Discovery(store, llm, config).run()
     assert llm.usage.stage("propose").calls >= 1 and result.batches == 1
     concepts = store.concepts()
     assert concepts and all(c.name.strip() and c.definition for c in concepts)
 
     pair = next(store.pairs())
-    annotation = Annotation(store, llm, AnnotationConfig(relevance=False, max_concepts_per_call=20), max_chars=600)
+    annotation = Annotation(store, llm, AnnotationConfig(relevance=False, max_concepts_per_call=20))
     annotation.run([pair])
     assert llm.usage.stage("compare").calls >= 2  # both presentation orders
     rows = list(

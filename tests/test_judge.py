@@ -46,7 +46,7 @@ def test_a_verdict_that_flips_with_the_order_is_a_tie(answer, expected):
 
 
 def test_chain_of_thought_asks_for_reasoning_before_the_verdict():
-    [plain, cot] = [judge_requests([PAIR], chain_of_thought=flag)[0] for flag in (False, True)]
+    [plain, cot] = [judge_requests([PAIR], chain_of_thought=flag, max_chars=6000)[0] for flag in (False, True)]
     assert list(cot.schema.model_json_schema()["properties"]) == ["reasoning", "verdict"]
     assert list(plain.schema.model_json_schema()["properties"]) == ["verdict"]
     assert '"reasoning"' in cot.messages[-1][1] and '"reasoning"' not in plain.messages[-1][1]
@@ -60,7 +60,7 @@ def test_considered_concepts_are_listed_for_the_pairs_domain_only():
 
     concepts = {"cooking": [Concept(name="Length", definition="A high score indicates a longer response.")]}
     other = PAIR.model_copy(update={"domain": "coding"})
-    cooking, _, coding, _ = judge_requests([PAIR, other], concepts=concepts)
+    cooking, _, coding, _ = judge_requests([PAIR, other], concepts=concepts, max_chars=6000)
     assert "Consider only the following concepts" in cooking.messages[-1][1]
     assert "- Length: A high score" in cooking.messages[-1][1]
     assert "Consider only" not in coding.messages[-1][1]

@@ -124,8 +124,9 @@ def test_an_error_in_progress_returns_only_once_the_calls_in_flight_have_stopped
     """The caller closes its store when ``run`` raises (a cancelled MCP call): no cache write may follow."""
     import time
 
-    def stop(done: int) -> None:
-        raise KeyboardInterrupt("stop")
+    def stop(stage: str, done: int, total: int | None) -> None:
+        if done > 0:  # once calls are in flight
+            raise KeyboardInterrupt("stop")
 
     with OpenAIStub(lambda messages: '{"c1": 1, "c2": 1}', latency=0.3) as stub:
         chat = ChatOpenAI(base_url=stub.base_url, api_key="x", model="stub", max_retries=0)

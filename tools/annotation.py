@@ -32,11 +32,11 @@ from tools.llm import LLM, Choice, Estimate, Request, choice_request
 from tools.measured import MEASURED_ANNOTATOR, measured_chunks, measured_concepts
 from tools.mining import MINED_ANNOTATOR, pattern_values
 from tools.pairs import Pair
+from tools.progress import Progress, silent
 from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
 MAX_CONCEPTS_PER_CALL = 20
-ProgressCallback = Callable[[str, int, int], None]
 
 
 def annotator_name(representation: Representation, model_id: str) -> str:
@@ -152,13 +152,12 @@ class Annotation:
         store: ConceptStore,
         llm: LLM | None,
         config: AnnotationConfig,
-        max_chars: int = 6000,
-        progress: ProgressCallback | None = None,
+        progress: Progress | None = None,
     ) -> None:
         if config.llm_concepts and llm is None:
             raise WhyprefError("LLM annotation needs an LLM (or use measured concepts only)")
-        self.store, self.llm, self.config, self.max_chars = store, llm, config, max_chars
-        self.progress = progress or (lambda stage, done, total: None)
+        self.store, self.llm, self.config = store, llm, config
+        self.progress = progress or silent
 
     @property
     def annotator(self) -> str:
@@ -167,10 +166,15 @@ class Annotation:
 
     def _run(self, stage: str, requests: list[Request]) -> list:
         assert self.llm is not None
-        self.progress(stage, 0, len(requests))
-        return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
+        return self.llm.run(requests, self.progress)
 
-    def measure(self, pairs: Iterable[Pair], total: int = 0) -> tuple[int, int]:
+    @property
+    def max_chars(self) -> int:
+        """The longest response text a prompt shows: the LLM's setting."""
+        assert self.llm is not None
+        return self.llm.max_response_chars
+
+    def measure(self, pairs: Iterable[Pair], total: int | None = None) -> tuple[int, int]:
         """Measured and mined concepts for every pair (each once per pair and concept set: measured ones
         once per library version); returns the pairs read and the values written. Measured concepts an
         earlier whypref defined and this one does not are removed with their values (code computed them;
@@ -203,7 +207,7 @@ class Annotation:
             values += pattern_values([p for p in chunk if p.id not in mined_done], mined)
             written += self.store.put_values(values)
             seen += len(chunk)
-            self.progress(MEASURE_STAGE, seen, max(total, seen))
+            self.progress(MEASURE_STAGE, seen, None if total is None else max(total, seen))
         return seen, written
 
     def _todo(self, pairs: Sequence[Pair]) -> list[tuple[Pair, list[Concept]]]:
@@ -322,8 +326,8 @@ class Annotation:
         """Measured concepts, then the LLM's. Measured only, ``pairs`` is read once, a chunk at a time
         (a store's pairs stream through); LLM annotation holds them all. ``total``: how many pairs
         ``pairs`` holds, for progress (a sequence's length by default)."""
-        if total is None:
-            total = len(pairs) if isinstance(pairs, Sequence) else 0
+        if total is None and isinstance(pairs, Sequence):
+            total = len(pairs)
         if not self.config.llm_concepts:
             seen, measured = self.measure(pairs, total)
             return AnnotationResult(

@@ -16,6 +16,7 @@ from tools.llm import LLM
 from tools.measured import MEASURES
 from tools.mining import mine_store
 from tools.pairs import Pair
+from tools.progress import Progress
 from tools.report import LLM_KINDS, PlantedRule, build_report, write_report
 from tools.store import ConceptStore
 from tools.workflows import FitReport, GlobalExplanation, explain_global, fit_mechanism
@@ -47,8 +48,7 @@ def run_demo(
     workdir: Path,
     per_domain: int,
     make_llm: Callable[[ConceptStore], LLM] | None,
-    progress: Callable[[str, int, int], None] | None = None,
-    max_chars: int = 1500,
+    progress: Progress | None = None,
     llm_per_domain: int = 2,
 ) -> DemoReport:
     """``make_llm`` builds the LLM over the demo store (its cache); None: measured concepts only. Code
@@ -68,9 +68,9 @@ def run_demo(
             by_domain.setdefault(pair.domain, []).append(pair)
         subset = [p for domain in sorted(by_domain) for p in by_domain[domain][:llm_per_domain]]
         if llm is not None:
-            Discovery(store, llm, DEMO_DISCOVERY, max_chars, progress).run()
+            Discovery(store, llm, DEMO_DISCOVERY, progress).run()
             config = AnnotationConfig.choose(embedded=llm.embedded, relevance=False)
-            Annotation(store, llm, config, max_chars, progress).run(subset)
+            Annotation(store, llm, config, progress).run(subset)
         Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
         mined = mine_store(store, "human")  # phrases beyond the measured concepts (the safety note has no measure)
         fits, explanations, rules = [], [], []

@@ -24,6 +24,7 @@ from tools.concepts import Concept, ConceptKind, ConceptScope, concept_id
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate, Request, estimate_tokens
 from tools.pairs import Pair, Verdict
+from tools.progress import Progress, silent
 from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
@@ -43,7 +44,6 @@ GENERIC_CONCEPTS: dict[str, str] = {
     "Engagement": "A good response is engaging and holds the reader's interest.",
 }
 
-ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 StageGuard = Callable[[str, Estimate], None]  # (stage, its cost) before it starts; raises to stop it
 
 
@@ -227,19 +227,17 @@ class Discovery:
         store: ConceptStore,
         llm: LLM,
         config: DiscoveryConfig,
-        max_chars: int = 6000,
-        progress: ProgressCallback | None = None,
+        progress: Progress | None = None,
         guard: StageGuard | None = None,
     ) -> None:
-        self.store, self.llm, self.config, self.max_chars = store, llm, config, max_chars
-        self.progress = progress or (lambda stage, done, total: None)
+        self.store, self.llm, self.config = store, llm, config
+        self.progress = progress or silent
         self.guard = guard
 
     def _run(self, stage: str, requests: list[Request]) -> list:
         if self.guard is not None:
             self.guard(stage, self.llm.estimate(requests))
-        self.progress(stage, 0, len(requests))
-        return self.llm.run(requests, lambda done: self.progress(stage, done, len(requests)))
+        return self.llm.run(requests, self.progress)
 
     # 1. tags
     def _taxonomy_requests(self, data: list[_DomainPairs]) -> list[Request[Taxonomy]]:
@@ -354,8 +352,8 @@ class Discovery:
                 shown.append(
                     {
                         "query": cut(pair.query_text, 1000),
-                        "chosen": cut(chosen, self.max_chars // 2),
-                        "rejected": cut(rejected, self.max_chars // 2),
+                        "chosen": cut(chosen, self.llm.max_response_chars // 2),
+                        "rejected": cut(rejected, self.llm.max_response_chars // 2),
                     }
                 )
             avoid = list(GENERIC_CONCEPTS) if number % 2 == 1 else []

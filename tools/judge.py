@@ -9,7 +9,7 @@ consider only those (the tie break's re-ask).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from tools.concepts import Concept
 from tools.llm import LLM, Request
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict
+from tools.progress import Progress
 from tools.prompting import cut, load_prompt
 from tools.store import ConceptStore
 
 JUDGE_STAGE = "judge"
-Progress = Callable[[str, int, int], None]
 
 
 class JudgeAnswer(BaseModel):
@@ -57,10 +57,11 @@ def judge_requests(
     *,
     chain_of_thought: bool = False,
     concepts: Mapping[str, Sequence[Concept]] | None = None,
-    max_chars: int = 6000,
+    max_chars: int,
     stage: str = JUDGE_STAGE,
 ) -> list[Request]:
-    """Two requests per pair: A shown first, then B shown first. ``concepts`` (per domain): consider only these."""
+    """Two requests per pair: A shown first, then B shown first. ``concepts`` (per domain): consider only
+    these. ``max_chars``: texts are cut to this (the LLM's ``max_response_chars``)."""
     prompt = load_prompt("judge")
     schema = ReasonedJudgeAnswer if chain_of_thought else JudgeAnswer
     max_tokens = 250 if chain_of_thought else 20
@@ -83,17 +84,14 @@ def judge_pairs(
     mechanism: str = "judge",
     chain_of_thought: bool = False,
     concepts: Mapping[str, Sequence[Concept]] | None = None,
-    max_chars: int = 6000,
     stage: str = JUDGE_STAGE,
     progress: Progress | None = None,
 ) -> list[Label | None]:
     """The judge's label of each pair from both orders (a flip is a tie); None where an answer is missing."""
     requests = judge_requests(
-        pairs, chain_of_thought=chain_of_thought, concepts=concepts, max_chars=max_chars, stage=stage
+        pairs, chain_of_thought=chain_of_thought, concepts=concepts, max_chars=llm.max_response_chars, stage=stage
     )
-    report = progress or (lambda stage, done, total: None)
-    report(stage, 0, len(requests))
-    answers = llm.run(requests, lambda done: report(stage, done, len(requests)))
+    answers = llm.run(requests, progress)
     labels: list[Label | None] = []
     for ab, ba in zip(answers[0::2], answers[1::2], strict=True):
         if ab is None or ba is None:
@@ -113,14 +111,11 @@ def label_pairs(
     *,
     mechanism: str | None = None,
     chain_of_thought: bool = False,
-    max_chars: int = 6000,
     progress: Progress | None = None,
 ) -> JudgeResult:
     """Judge pairs in both orders and store the labels as the mechanism ``mechanism`` (kind llm_judge)."""
     name = mechanism or judge_name(llm.model_id, chain_of_thought)
-    labels = judge_pairs(
-        llm, pairs, mechanism=name, chain_of_thought=chain_of_thought, max_chars=max_chars, progress=progress
-    )
+    labels = judge_pairs(llm, pairs, mechanism=name, chain_of_thought=chain_of_thought, progress=progress)
     labelled = [(pair, label) for pair, label in zip(pairs, labels, strict=True) if label is not None]
     description = f"LLM judge {llm.model_id}, both orders" + (", chain of thought" if chain_of_thought else "")
     store.add_labeled_pairs(

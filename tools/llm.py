@@ -48,7 +48,8 @@ from tools.errors import (
     LLMNotFoundError,
     LLMUnavailableError,
 )
-from tools.settings import Settings
+from tools.progress import Progress, silent
+from tools.settings import MAX_RESPONSE_CHARS, Settings
 from tools.store import CachedCall, ConceptStore, content_key
 
 T = TypeVar("T", bound=BaseModel)
@@ -327,6 +328,7 @@ class LLM:
         embedded: bool = False,
         batch_out: Path | None = None,
         served_model: str | None = None,
+        max_response_chars: int = MAX_RESPONSE_CHARS,
     ) -> None:
         self.chat = chat
         self.embedded = embedded  # the built-in local model (demo-grade; Prob-rep by default)
@@ -341,6 +343,7 @@ class LLM:
         # Batch mode: uncached requests go to this file (OpenAI Batch API JSONL) instead of the endpoint.
         self.batch_out = batch_out
         self.served_model = served_model or model_id  # the model name the endpoint knows
+        self.max_response_chars = max_response_chars  # responses are cut to this in every prompt
         # What this endpoint accepts, learnt from its refusals (once each).
         self._strict = True
         self._json_schema = True
@@ -377,6 +380,7 @@ class LLM:
             embedded=embedded,
             batch_out=settings.batch_out,
             served_model=settings.model,
+            max_response_chars=settings.max_response_chars,
         )
 
     def key(self, request: Request[Any]) -> str:
@@ -593,12 +597,13 @@ class LLM:
                 answers[index] = task.result()
         return answers
 
-    def run(self, requests: Sequence[Request[T]], progress: Callable[[int], None] | None = None) -> list[T | None]:
+    def run(self, requests: Sequence[Request[T]], progress: Progress | None = None) -> list[T | None]:
         """Synchronous entry point: answer every request (None where no valid answer came).
 
         Every run of the process goes through one long-lived event loop: chat clients pool their HTTP
         connections per loop, and a fresh loop per run would find the pooled ones bound to a closed loop.
-        ``progress`` is called on the caller's thread (rich displays and MCP relays expect that).
+        ``progress`` is called on the caller's thread (rich displays and MCP relays expect that), with
+        the requests' stage, from 0 to their number.
         """
         if self.batch_out is not None:
             self._write_batch(requests)
@@ -612,12 +617,14 @@ class LLM:
             finally:
                 finished.set()
 
+        report = progress or silent
+        if requests:  # before any call starts: a progress that raises here leaves nothing in flight
+            report(requests[0].stage, 0, len(requests))
         future = asyncio.run_coroutine_threadsafe(ask_all(), _shared_loop())
         future.add_done_callback(lambda _: ticks.put(None))
         try:
             while (done := ticks.get()) is not None:
-                if progress is not None:
-                    progress(done)
+                report(requests[0].stage, done, len(requests))
             answers = future.result()
         except BaseException:  # Ctrl-C, a cancellation or an error in ``progress``: stop the calls
             future.cancel()

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from tools.annotation import Annotation, AnnotationConfig, AnnotationResult, ProgressCallback
+from tools.annotation import Annotation, AnnotationConfig, AnnotationResult
 from tools.errors import WhyprefError
 from tools.llm import LLM, Estimate
 from tools.pairs import Pair
-from tools.settings import Settings
+from tools.progress import Progress
 from tools.store import ConceptStore
 
 
@@ -38,14 +38,12 @@ def annotate(
     config: AnnotationConfig,
     selection: Selection | None = None,
     *,
-    max_chars: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> AnnotationResult:
     """Measured concepts on the selected pairs (default: all), then (with an LLM) the LLM's concepts;
-    only values the store lacks are computed or asked for. ``max_chars``: the longest response text
-    the LLM is shown (default: the settings', WHYPREF_MAX_RESPONSE_CHARS)."""
+    only values the store lacks are computed or asked for."""
     pairs, total = (selection or Selection()).pairs(store)
-    return Annotation(store, llm, config, max_chars or Settings().max_response_chars, progress).run(pairs, total)
+    return Annotation(store, llm, config, progress).run(pairs, total)
 
 
 def estimate_annotation(
@@ -53,9 +51,7 @@ def estimate_annotation(
     llm: LLM,
     config: AnnotationConfig,
     selection: Selection | None = None,
-    *,
-    max_chars: int | None = None,
 ) -> dict[str, Estimate]:
     """The calls and tokens annotating the selected pairs would spend, by stage (nothing is spent)."""
     pairs, _ = (selection or Selection()).pairs(store)
-    return Annotation(store, llm, config, max_chars or Settings().max_response_chars).estimate(list(pairs))
+    return Annotation(store, llm, config).estimate(list(pairs))

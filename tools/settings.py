@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from tools.llm import Price
 
 
+MAX_RESPONSE_CHARS = 6000  # responses are cut to this in prompts, unless set otherwise
+
+
 def _default_cache() -> Path:
     import os
 
@@ -69,7 +72,9 @@ class Settings(BaseSettings):
         description='USD per million prompt and completion tokens, by model: {"gpt-4o-mini": [0.15, 0.6]}.',
     )
     max_response_chars: int = Field(
-        default=6000, ge=200, description="Responses longer than this are cut (with a marker) in prompts."
+        default=MAX_RESPONSE_CHARS,
+        ge=200,
+        description="Responses longer than this are cut (with a marker) in prompts.",
     )
 
     def call_timeout(self, *, embedded: bool) -> float:

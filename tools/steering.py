@@ -10,7 +10,7 @@ bootstrap interval over queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -23,6 +23,7 @@ from tools.errors import WhyprefError
 from tools.judge import judge_pairs
 from tools.llm import LLM, Request
 from tools.pairs import Pair, Verdict, turns
+from tools.progress import Progress, silent
 from tools.prompting import cut, load_prompt
 from tools.resampling import ConfidenceInterval, mean_interval
 from tools.store import ConceptStore, content_key
@@ -30,14 +31,9 @@ from tools.workflows import explain_global
 
 Strategy = Literal["explanation", "random"]
 Condition = Literal["plain", "explanation", "random"]
-Progress = Callable[[str, int, int], None]
 GENERATE_STAGE = "generate"
 EVALUATE_STAGE = "evaluate"
 _CREDIT = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}  # candidate shown as A, plain as B
-
-
-def _silent(stage: str, done: int, total: int) -> None:
-    pass
 
 
 # -- choosing concepts ---------------------------------------------------------------------------
@@ -63,9 +59,10 @@ def steering_concepts(
 
 # -- generating ----------------------------------------------------------------------------------
 def generation_requests(
-    queries: Sequence[str], concepts: Sequence[Sequence[Concept]], *, max_tokens: int = 300, max_chars: int = 6000
+    queries: Sequence[str], concepts: Sequence[Sequence[Concept]], *, max_chars: int, max_tokens: int = 300
 ) -> list[Request]:
-    """One request per query: a plain response when its concept list is empty, else one told to consider them."""
+    """One request per query: a plain response when its concept list is empty, else one told to consider
+    them. ``max_chars``: queries are cut to this (the LLM's ``max_response_chars``)."""
     prompt = load_prompt("generate")
     # A length cap in the schema (about 3 characters a token) closes the JSON before max_tokens cuts it.
     schema = create_model("GeneratedResponse", response=(str, Field(max_length=3 * max_tokens)))
@@ -90,14 +87,11 @@ def generate(
     concepts: Sequence[Sequence[Concept]],
     *,
     max_tokens: int = 300,
-    max_chars: int = 6000,
     progress: Progress | None = None,
 ) -> list[str | None]:
     """Responses to the queries (None where generation failed)."""
-    requests = generation_requests(queries, concepts, max_tokens=max_tokens, max_chars=max_chars)
-    report = progress or _silent
-    report(GENERATE_STAGE, 0, len(requests))
-    answers = llm.run(requests, lambda done: report(GENERATE_STAGE, done, len(requests)))
+    requests = generation_requests(queries, concepts, max_chars=llm.max_response_chars, max_tokens=max_tokens)
+    answers = llm.run(requests, progress)
     return [None if a is None else a.response for a in answers]  # type: ignore[attr-defined]
 
 
@@ -144,8 +138,8 @@ class Evaluator(Protocol):
 class JudgeEvaluator:
     """The LLM judge itself, in both orders: a verdict that flips with the order is a tie."""
 
-    def __init__(self, llm: LLM, *, chain_of_thought: bool = False, max_chars: int = 6000) -> None:
-        self.llm, self.chain_of_thought, self.max_chars = llm, chain_of_thought, max_chars
+    def __init__(self, llm: LLM, *, chain_of_thought: bool = False) -> None:
+        self.llm, self.chain_of_thought = llm, chain_of_thought
         self.name = f"LLM judge {llm.model_id}" + (" (chain of thought)" if chain_of_thought else "")
 
     def compare(self, pairs: Sequence[Pair], progress: Progress) -> list[Verdict | None]:
@@ -153,7 +147,6 @@ class JudgeEvaluator:
             self.llm,
             pairs,
             chain_of_thought=self.chain_of_thought,
-            max_chars=self.max_chars,
             stage=EVALUATE_STAGE,
             progress=progress,
         )
@@ -260,12 +253,11 @@ def steer(
     seed: int = 0,
     model_id: str | None = None,
     max_tokens: int = 300,
-    max_chars: int = 6000,
     progress: Progress | None = None,
 ) -> SteeringReport:
     """Plain, explanation-steered and randomly steered responses to each query, the steered ones judged
     against the plain one; win rates per condition, overall and per domain."""
-    report = progress or _silent
+    report = progress or silent
     weights = concept_weights(store, mechanism, model_id)
     # A sparse model may reward nothing in a domain: its queries cannot be steered, and are left out.
     unsteerable = sorted({q.domain for q in queries if not top_concepts(weights, q.domain, k)})
@@ -285,7 +277,6 @@ def steer(
         [queries[i].query for i, _ in keys],
         [chosen[key] for key in keys],
         max_tokens=max_tokens,
-        max_chars=max_chars,
         progress=report,
     )
     response = dict(zip(keys, texts, strict=True))
@@ -365,7 +356,6 @@ def advise(
     query: str | None = None,
     generator: LLM | None = None,
     max_tokens: int = 300,
-    max_chars: int = 6000,
     progress: Progress | None = None,
 ) -> SteeringAdvice:
     """The concepts to steer a response by in ``domain`` and, given a query and a generator, the response."""
@@ -375,9 +365,7 @@ def advise(
     if generator is not None:
         if not query:
             raise WhyprefError("generating a response needs the query")
-        [response] = generate(
-            generator, [query], [concepts], max_tokens=max_tokens, max_chars=max_chars, progress=progress
-        )
+        [response] = generate(generator, [query], [concepts], max_tokens=max_tokens, progress=progress)
         if response is None:
             raise WhyprefError(f"the generator ({generator.model_id}) gave no valid response")
     explained = explain_global(store, mechanism, model_id=weights.model_id, n_bootstrap=0, top_k=len(weights.concepts))

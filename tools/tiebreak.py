@@ -22,13 +22,13 @@ from tools.errors import WhyprefError
 from tools.judge import judge_pairs
 from tools.llm import LLM
 from tools.pairs import Verdict
+from tools.progress import Progress
 from tools.resampling import ConfidenceInterval, mean_interval
 from tools.steering import random_concepts, top_concepts
 from tools.store import ConceptStore
 
 ConceptSource = Literal["human", "judge", "difference", "random"]
 SOURCES: tuple[ConceptSource, ...] = ("random", "judge", "human", "difference")
-Progress = Callable[[str, int, int], None]
 
 
 class TieBreakRow(BaseModel):
@@ -73,7 +73,6 @@ def tie_break(
     limit: int | None = None,
     seed: int = 0,
     chain_of_thought: bool = False,
-    max_chars: int = 6000,
     progress: Progress | None = None,
 ) -> TieBreakReport:
     """Re-ask the judge on its ties with each source of concepts; accuracy against the reference per source."""
@@ -99,7 +98,6 @@ def tie_break(
             pairs,
             chain_of_thought=chain_of_thought,
             concepts=concepts,
-            max_chars=max_chars,
             stage=f"tiebreak {name}",
             progress=progress,
         )

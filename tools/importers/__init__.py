@@ -7,7 +7,7 @@ in one transaction, so a bad record anywhere leaves the store exactly as it was.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -20,6 +20,7 @@ from tools.importers.generic import read_csv, read_json, read_jsonl
 from tools.importers.icai import read_icai, read_icai_principles
 from tools.importers.native import looks_native, read_native
 from tools.pairs import LabeledPair, Mechanism, MechanismKind
+from tools.progress import Progress
 from tools.store import ConceptStore, ImportSummary
 
 __all__ = [
@@ -93,11 +94,12 @@ class ImportBatch:
     values: list[ConceptValue] = field(default_factory=list)
 
 
+READ_STAGE = "read"  # progress: records read so far (the total is not known)
 IMPORT_CHUNK = 2000  # pairs validated, then written, at a time (all inside the import's one transaction)
 
 
 def iter_items(
-    path: Path, fmt: str, options: ImportOptions | None = None, progress: Callable[[int], None] | None = None
+    path: Path, fmt: str, options: ImportOptions | None = None, progress: Progress | None = None
 ) -> Iterator[LabeledPair]:
     """Parse and validate a file record by record. Identical rows of one file stay separate pairs."""
     options = options or ImportOptions()
@@ -111,7 +113,7 @@ def iter_items(
             item = LabeledPair(pair=repeat, labels=item.labels)
         seen[item.pair.id] += 1
         if progress is not None:
-            progress(count)
+            progress(READ_STAGE, count, None)
         yield item
 
 
@@ -121,7 +123,7 @@ def _mechanisms(fmt: str, options: ImportOptions | None, items: Iterable[Labeled
 
 
 def read_file(
-    path: Path, fmt: str, options: ImportOptions | None = None, progress: Callable[[int], None] | None = None
+    path: Path, fmt: str, options: ImportOptions | None = None, progress: Progress | None = None
 ) -> ImportBatch:
     """Parse and validate a whole file (nothing is written)."""
     items = list(iter_items(path, fmt, options, progress))
@@ -138,7 +140,7 @@ def import_file(
     path: Path,
     fmt: str | None = None,
     options: ImportOptions | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ImportSummary:
     """Read, validate and store a file in one transaction: all of it lands, or none of it.
 
