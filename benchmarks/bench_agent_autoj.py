@@ -35,10 +35,10 @@ from tools.store import ConceptStore
 from tools.testing import ScriptedChat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pipeline_autoj import select  # noqa: E402 - the same pair selection as the pipeline benchmark
+from bench_pipeline_autoj import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
-from helpers import pipeline_responder  # noqa: E402
+from helpers import pipeline_responder
 
 OUT = Path(__file__).resolve().parent / "out"
 RUN_ID = "bench-agent"
@@ -148,7 +148,7 @@ def main() -> None:
         ood = "-" if result_score.ood is None else f"{100 * result_score.ood:.1f}"
         table.add_row(name, str(llm_made), str(calls), f"{100 * result_score.in_domain:.1f}", ood)
     console.print(table)
-    console.print(f"Model: {llm.model_id}. Calls count answers not already in each store's cache.", highlight=False)
+    console.print(f"Model: {llm.name}. Calls count answers not already in each store's cache.", highlight=False)
 
 
 if __name__ == "__main__":

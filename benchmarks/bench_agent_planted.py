@@ -29,7 +29,7 @@ from tools.store import ConceptStore
 from tools.testing import ScriptedChat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
-from helpers import PlantedOracle  # noqa: E402
+from helpers import PlantedOracle
 
 
 def main() -> None:

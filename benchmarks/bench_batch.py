@@ -29,7 +29,7 @@ from tools.store import ConceptStore
 from tools.testing import closed_port_url, run_batch_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
-from helpers import pipeline_responder  # noqa: E402
+from helpers import pipeline_responder
 
 CONCEPTS = ("Structure", "Code Examples", "Engagement")
 

@@ -32,7 +32,7 @@ from tools.store import ConceptStore
 from tools.testing import Fault, OpenAIStub, closed_port_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
-from helpers import pipeline_responder  # noqa: E402
+from helpers import pipeline_responder
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out"

@@ -25,7 +25,7 @@ from tools.store import ConceptStore
 from tools.testing import OpenAIStub
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted LLMs live with the tests
-from helpers import pipeline_responder  # noqa: E402
+from helpers import pipeline_responder
 
 
 def run(pairs: int, latency: float, concurrency: int, store: ConceptStore, stub: OpenAIStub) -> tuple[float, int]:

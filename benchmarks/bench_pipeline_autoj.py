@@ -87,7 +87,7 @@ def main() -> None:
     result = Annotation(store, llm, AnnotationConfig(relevance=False)).run(pairs)
     timings["annotate"] = time.perf_counter() - start
 
-    usage = Table(title=f"Auto-J {' + '.join(args.domains)}: {len(pairs)} pairs, model {llm.model_id}")
+    usage = Table(title=f"Auto-J {' + '.join(args.domains)}: {len(pairs)} pairs, model {llm.name}")
     for column in ("stage", "calls", "cached", "missing", "prompt tokens", "completion tokens"):
         usage.add_column(column, justify="left" if column == "stage" else "right")
     for stage, u in llm.usage.stages.items():

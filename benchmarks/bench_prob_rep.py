@@ -71,7 +71,7 @@ def annotate(representation: str, n_pairs: int, max_chars: int, console: Console
 
     result = Annotation(store, llm, config, progress).run(pairs)
     seconds = time.perf_counter() - started
-    annotator = annotator_name(representation, llm.model_id)  # type: ignore[arg-type]
+    annotator = annotator_name(representation, llm.name)  # type: ignore[arg-type]
     values = {
         (r["pair_id"], r["concept_id"]): r["value"]
         for r in store.db.query("select * from concept_values where annotator = ?", [annotator])
@@ -97,7 +97,7 @@ def annotate(representation: str, n_pairs: int, max_chars: int, console: Console
         "valued_share": float(np.mean([v is not None for v in cells])),
         "sign_agreement": agreement,
         "swap_consistent": result.swap_consistent,
-        "model": llm.model_id,
+        "model": llm.name,
     }
 
 

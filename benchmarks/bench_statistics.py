@@ -151,7 +151,7 @@ def recovery_table(results: list[dict[str, Any]], title: str) -> Table:
 
 
 # -- stores --------------------------------------------------------------------------------------
-def store_for(name: str):  # noqa: ANN201 - ConceptStore, imported late
+def store_for(name: str):
     from tools.annotation import Annotation, AnnotationConfig
     from tools.importers import ImportOptions, import_file
     from tools.store import ConceptStore
@@ -166,7 +166,7 @@ def store_for(name: str):  # noqa: ANN201 - ConceptStore, imported late
     return store
 
 
-def mechanisms_of(store) -> list[str]:  # noqa: ANN001
+def mechanisms_of(store) -> list[str]:
     return sorted({row["mechanism"] for row in store.label_rows()})
 
 

@@ -96,7 +96,7 @@ def main() -> None:
         if done == total or done % 10 == 0:
             console.print(f"  {stage}: {done}/{total} ({time.perf_counter() - started:.0f} s)", highlight=False)
 
-    judge = judge_name(llm.model_id)
+    judge = judge_name(llm.name)
     pairs = sample(store, args.domains, args.label_pairs)
     labelled = label_pairs(store, llm, pairs, mechanism=judge, progress=progress)
     console.print(
@@ -145,7 +145,7 @@ def main() -> None:
     if args.tiebreak:
         tiebreak = tie_break(store, llm, judge, k=args.k, limit=args.tiebreak, progress=progress)
         console.print(tiebreak_table(tiebreak))
-    console.print(f"LLM: {llm.usage.line()} on {llm.model_id}; wall time {time.perf_counter() - started:.0f} s")
+    console.print(f"LLM: {llm.usage.line()} on {llm.name}; wall time {time.perf_counter() - started:.0f} s")
     (OUT / "steering.json").write_text(
         _dump(
             {

@@ -21,7 +21,7 @@ from tools.errors import WhyprefError
 class _Commands(TyperGroup):
     """The command group: a stage that wrote its requests to a batch file ends the run normally."""
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]  # typer's Context type is private (typer._click)
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BatchWritten as written:  # the stage's requests are in the file: the run did what was asked

@@ -65,7 +65,7 @@ def judge_command(
             f"first: {100 * result.first_shown:.1f}% (50% is no position bias).",
             highlight=False,
         )
-    print_cost(console, llm.usage, llm.model_id)
+    print_cost(console, llm.usage, llm.name)
     console.print(f"Next: whypref fit -m {result.mechanism} --db {db}; whypref compare --db {db}", highlight=False)
 
 
@@ -151,7 +151,7 @@ def steer_command(
     if out is not None:
         out.write_text(report.model_dump_json(indent=1), encoding="utf-8")
         console.print(f"Report: {out}", highlight=False)
-    print_cost(console, llm.usage, llm.model_id)
+    print_cost(console, llm.usage, llm.name)
 
 
 def tiebreak_command(
@@ -184,7 +184,7 @@ def tiebreak_command(
             )
     console.print(tiebreak_table(report))
     console.print("Before the re-ask every tie counts 0.5 (50%).")
-    print_cost(console, llm.usage, llm.model_id)
+    print_cost(console, llm.usage, llm.name)
 
 
 def register(app: typer.Typer) -> None:

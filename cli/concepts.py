@@ -69,7 +69,7 @@ def discover_command(
         f"{len(result.merges)} merged.",
         highlight=False,
     )
-    print_cost(console, llm.usage, llm.model_id)
+    print_cost(console, llm.usage, llm.name)
 
 
 def annotate_command(
@@ -121,7 +121,7 @@ def annotate_command(
             highlight=False,
         )
     if llm is not None:
-        print_cost(console, llm.usage, llm.model_id)
+        print_cost(console, llm.usage, llm.name)
 
 
 @concepts_app.command("list")

@@ -251,7 +251,7 @@ def demo_command(
         report = run_demo(workdir, per_domain, None if measured_only else make_llm, progress, llm_per_domain=llm_pairs)
     console.print(report.summary, highlight=False)
     if report.usage is not None:
-        console.print(f"Cost: {report.usage} on {report.model_id}", highlight=False)
+        console.print(f"Cost: {report.usage} on {report.llm_name}", highlight=False)
     console.print(f"Store: {report.db}; charts, JSON and markdown in {report.report_dir}", highlight=False)
     console.print(f"Report: {report.html}", highlight=False)
 

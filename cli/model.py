@@ -12,7 +12,7 @@ from rich.table import Table
 from cli.console import add_columns, console
 from cli.options import DEFAULT_DB, DbOption, SourceOption
 from tools.importers.values import import_values
-from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
+from tools.model_names import DEFAULT_BOOTSTRAP, EvaluationProtocol, ModelVariant
 from tools.planted import make_planted
 from tools.store import ConceptStore
 
@@ -78,7 +78,9 @@ def print_evaluation(evaluation: Evaluation, title: str) -> None:
 
 def fit_command(
     mechanism: MechanismOption = "human",
-    model: Annotated[ModelName, typer.Option(help="hmdr, or a baseline: shared, specific, dirty, flat.")] = "hmdr",
+    model: Annotated[
+        ModelVariant, typer.Option(help="hmdr, or a baseline: shared, specific, dirty, flat.")
+    ] = ModelVariant.HMDR,
     db: DbOption = DEFAULT_DB,
     annotator: AnnotatorOption = None,
     source: SourceOption = None,
@@ -123,9 +125,9 @@ def fit_command(
 def evaluate_command(
     mechanism: MechanismOption = "human",
     protocol: Annotated[
-        Protocol, typer.Option(help="in-domain: nested cross-validation; ood: leave one domain out.")
-    ] = "in-domain",
-    model: Annotated[list[str], typer.Option(help="Model(s) to compare (repeatable).")] = ["hmdr"],  # noqa: B006
+        EvaluationProtocol, typer.Option(help="in-domain: nested cross-validation; ood: leave one domain out.")
+    ] = EvaluationProtocol.IN_DOMAIN,
+    model: Annotated[list[ModelVariant], typer.Option(help="Model(s) to compare (repeatable).")] = [ModelVariant.HMDR],  # noqa: B006
     db: DbOption = DEFAULT_DB,
     annotator: AnnotatorOption = None,
     source: SourceOption = None,
@@ -140,15 +142,12 @@ def evaluate_command(
     longer response wins" and a length-only regression on the same splits."""
     from tools.workflows import evaluate_mechanism
 
-    for name in model:
-        if name not in ModelName.__args__:  # type: ignore[attr-defined]
-            raise typer.BadParameter(f"unknown model {name!r} (known: {', '.join(ModelName.__args__)})")  # type: ignore[attr-defined]
     with ConceptStore(db, create=False) as store, console.status(f"Evaluating ({protocol})..."):
         evaluation = evaluate_mechanism(
             store,
             mechanism,
             protocol=protocol,
-            models=model,  # type: ignore[arg-type]
+            models=model,
             annotator=annotator,
             source=source,
             repeats=repeats,

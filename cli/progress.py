@@ -94,8 +94,8 @@ def print_estimate(console: Console, estimates: dict[str, Estimate], note: str =
     )
 
 
-def print_cost(console: Console, usage: Usage, model_id: str) -> None:
-    console.print(f"Cost: {usage.line()} on {model_id}", highlight=False)
+def print_cost(console: Console, usage: Usage, llm_name: str) -> None:
+    console.print(f"Cost: {usage.line()} on {llm_name}", highlight=False)
 
 
 def _plain_lines(console: Console) -> ProgressCallback:

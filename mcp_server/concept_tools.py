@@ -31,7 +31,7 @@ _LLM_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempo
 
 
 def _use(llm: LLM) -> LLMUse:
-    return LLMUse(model=llm.model_id, usage=llm.usage.line())
+    return LLMUse(model=llm.name, usage=llm.usage.line())
 
 
 def register(server: MCPServer[Any]) -> None:

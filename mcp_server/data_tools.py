@@ -38,7 +38,7 @@ def register(server: MCPServer[Any]) -> None:
                 "(relative paths start from the first of them).",
             ),
         ],
-        format: Annotated[  # noqa: A002 - the name users know from `whypref import --format`
+        format: Annotated[
             FormatName | None,  # type: ignore[valid-type]
             Field(description="Default: from the name (.jsonl, .csv, .json, dataset folder names)."),
         ] = None,

@@ -62,7 +62,7 @@ def explain_inline(
     with ConceptStore(":memory:") as scratch:
         llm = workspace.llm(scratch) if workspace.has_llm else None
         config = AnnotationConfig(llm_concepts=llm is not None)
-        produced = {MEASURED_ANNOTATOR} | ({annotator_name(config.representation, llm.model_id)} if llm else set())
+        produced = {MEASURED_ANNOTATOR} | ({annotator_name(config.representation, llm.name)} if llm else set())
         fitted_on = record.payload.annotator
         if fitted_on is not None and fitted_on not in produced:
             raise WhyprefError(

@@ -38,9 +38,9 @@ from tools.scores import Evaluation
 from tools.stats import store_stats
 from tools.store import ConceptStore
 from tools.workflows import (
+    EvaluationProtocol,
     FitReport,
-    ModelName,
-    Protocol,
+    ModelVariant,
     evaluate_mechanism,
     explain_global,
     explain_pair,
@@ -68,8 +68,8 @@ def _one_pair(
 
 
 def register(server: MCPServer[Any], settings: ServerSettings) -> None:
-    InlinePairArgument = inline_pair_model(settings.max_text_chars)  # noqa: N806 - a type, named as one
-    InlinePairOption = Annotated[  # noqa: N806 - a type, named as one
+    InlinePairArgument = inline_pair_model(settings.max_text_chars)
+    InlinePairOption = Annotated[
         InlinePairArgument | None,  # type: ignore[valid-type]
         Field(description="A pair not in the store, valued on the fly (measured concepts; LLM ones need an LLM)."),
     ]
@@ -80,7 +80,9 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
     def fit(
         ctx: Context,
         mechanism: MechanismName = "human",
-        model: Annotated[ModelName, Field(description="hmdr, or a baseline: shared, specific, dirty, flat.")] = "hmdr",
+        model: Annotated[
+            ModelVariant, Field(description="hmdr, or a baseline: shared, specific, dirty, flat.")
+        ] = ModelVariant.HMDR,
         annotator: AnnotatorName | None = None,
         source: SourceName | None = None,
         ood_repeats: Annotated[
@@ -102,7 +104,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
                     ood = evaluate_mechanism(
                         store,
                         mechanism,
-                        protocol="ood",
+                        protocol=EvaluationProtocol.OOD,
                         models=[model],
                         annotator=annotator,
                         source=source,
@@ -121,11 +123,11 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ctx: Context,
         mechanism: MechanismName = "human",
         protocol: Annotated[
-            Protocol, Field(description="in-domain: 5-fold CV grouped by query; ood: leave one domain out.")
-        ] = "in-domain",
+            EvaluationProtocol, Field(description="in-domain: 5-fold CV grouped by query; ood: leave one domain out.")
+        ] = EvaluationProtocol.IN_DOMAIN,
         models: Annotated[
-            tuple[ModelName, ...], Field(min_length=1, max_length=5, description="Models to compare.")
-        ] = ("hmdr",),
+            tuple[ModelVariant, ...], Field(min_length=1, max_length=5, description="Models to compare.")
+        ] = (ModelVariant.HMDR,),
         annotator: AnnotatorName | None = None,
         source: SourceName | None = None,
         repeats: Annotated[
@@ -159,7 +161,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ctx: Context,
         mechanism: MechanismName = "human",
         pair_id: PairId | None = None,
-        pair: InlinePairOption = None,  # type: ignore[valid-type]
+        pair: InlinePairOption = None,
         domain: Annotated[DomainName | None, Field(description="Global only: just this domain.")] = None,
         top_k: TopK = 10,
         bootstrap: Annotated[
@@ -221,7 +223,7 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
         ctx: Context,
         mechanism: MechanismName = "human",
         pair_id: PairId | None = None,
-        pair: InlinePairOption = None,  # type: ignore[valid-type]
+        pair: InlinePairOption = None,
         model_id: ModelId | None = None,
     ) -> Prediction:
         """Which response a mechanism would prefer, by its fitted model: for a stored pair (pair_id) or a

@@ -41,7 +41,7 @@ def test_one_discovery_batch_and_one_annotation_call(store, settings):
     assert llm.usage.stage("compare").calls >= 2  # both presentation orders
     rows = list(
         store.db.query(
-            "select value, detail from concept_values where annotator = ?", [annotator_name("comp", llm.model_id)]
+            "select value, detail from concept_values where annotator = ?", [annotator_name("comp", llm.name)]
         )
     )
     assert rows and all(r["value"] in (-1.0, 0.0, 1.0) for r in rows)

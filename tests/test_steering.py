@@ -114,7 +114,7 @@ class _ScoreHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         reply = {"score": len(body["response"])} if self.path == "/score" else {"value": 1}
         data = json.dumps(reply).encode()

@@ -18,7 +18,7 @@ def test_simultaneous_writers_on_their_own_connections_all_succeed(tmp_path):
             with ConceptStore(path, create=False) as store:
                 start.wait()
                 store.upsert_concepts([Concept(name=f"Concept {number}")])
-        except Exception as error:  # noqa: BLE001 - collected and reported below
+        except Exception as error:
             errors.append(error)
 
     threads = [Thread(target=write, args=(n,)) for n in range(30)]

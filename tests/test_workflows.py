@@ -177,7 +177,7 @@ def test_cli_fit_evaluate_explain(tmp_path):
     assert "held-out accuracy, ood" in output and "domain2" in output and "explains more than length" in output
     assert len(list((tmp_path / "r").glob("*.png"))) == 1
     bad = runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--model", "forest"])
-    assert bad.exit_code != 0 and "unknown model 'forest'" in bad.output
+    assert bad.exit_code != 0 and "'forest' is not one of 'hmdr'" in bad.output and "--model" in bad.output
 
 
 def add_shapes(store, data) -> None:

@@ -48,7 +48,7 @@ def _answer_schema(name: str, size: int, values: tuple[int, ...] | type) -> type
     """An answer with one required field per concept key (c1..cN), as the embedded model answers best.
 
     One class per chunk size: a class costs about a millisecond and 68 KiB, and requests are many."""
-    kind = Literal[values] if isinstance(values, tuple) else values  # type: ignore[valid-type]
+    kind = Literal[values] if isinstance(values, tuple) else values
     return create_model(name, **{f"c{i}": (kind, ...) for i in range(1, size + 1)})  # type: ignore[call-overload]
 
 
@@ -162,7 +162,7 @@ class Annotation:
     @property
     def annotator(self) -> str:
         assert self.llm is not None
-        return annotator_name(self.config.representation, self.llm.model_id)
+        return annotator_name(self.config.representation, self.llm.name)
 
     def _run(self, stage: str, requests: list[Request]) -> list:
         assert self.llm is not None

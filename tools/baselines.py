@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tools.hmdr import HierarchicalMultiDomainRegression
+from tools.model_names import ModelVariant
 
 
 class SharedOnlyRegression(HierarchicalMultiDomainRegression):
@@ -164,11 +165,11 @@ class SpecificOnlyRegression(HierarchicalMultiDomainRegression):
         return index
 
 
-MODELS: dict[str, type[HierarchicalMultiDomainRegression]] = {
-    "hmdr": HierarchicalMultiDomainRegression,
-    "shared": SharedOnlyRegression,
-    "specific": SpecificOnlyRegression,
-    "dirty": DirtyModelRegression,
-    "flat": FlatRegression,
+MODELS: dict[ModelVariant, type[HierarchicalMultiDomainRegression]] = {
+    ModelVariant.HMDR: HierarchicalMultiDomainRegression,
+    ModelVariant.SHARED: SharedOnlyRegression,
+    ModelVariant.SPECIFIC: SpecificOnlyRegression,
+    ModelVariant.DIRTY: DirtyModelRegression,
+    ModelVariant.FLAT: FlatRegression,
 }
 """Every model by short name, for the evaluation protocols and the command line."""

@@ -120,7 +120,7 @@ def _validator(schema: str) -> jsonschema.protocols.Validator:
     loaded = json.loads(schema)
     kind = jsonschema.validators.validator_for(loaded)
     kind.check_schema(loaded)
-    return kind(loaded)  # type: ignore[no-any-return]
+    return kind(loaded)
 
 
 def _answer(pending: PendingRequest, body: dict[str, Any]) -> JsonValue:
@@ -141,7 +141,7 @@ def _answer(pending: PendingRequest, body: dict[str, Any]) -> JsonValue:
         misfit = jsonschema.exceptions.best_match(_validator(json.dumps(pending.json_schema)).iter_errors(parsed))
         if misfit is not None:
             raise ValueError(f"the answer does not fit its schema ({misfit.message})")
-    return parsed  # type: ignore[no-any-return]
+    return parsed
 
 
 def import_results(store: ConceptStore, path: Path) -> ImportReport:

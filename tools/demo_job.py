@@ -41,7 +41,7 @@ class DemoReport(BaseModel):
     rules: list[PlantedRule]
     summary: str
     usage: str | None  # the LLM's cost line; None without an LLM
-    model_id: str | None
+    llm_name: str | None  # the LLM that discovered and annotated; None without one
 
 
 def run_demo(
@@ -98,7 +98,7 @@ def run_demo(
             rules=rules,
             summary=summary,
             usage=llm.usage.line() if llm else None,
-            model_id=llm.model_id if llm else None,
+            llm_name=llm.name if llm else None,
         )
 
 
@@ -144,7 +144,7 @@ def _summary(
     else:
         weighted = {c.concept for e in explanations for d in e.domains for c in d.concepts} & set(llm_concepts)
         lines.append(
-            f"LLM: {llm.model_id}. {llm.usage.line()}. It proposed {len(llm_concepts)} concepts and annotated "
+            f"LLM: {llm.name}. {llm.usage.line()}. It proposed {len(llm_concepts)} concepts and annotated "
             f"{llm_pairs} of {pairs} pairs; {len(weighted)} of its concepts carry weight in an explanation"
             + (" (the embedded model is demo-grade: expect little from it)." if llm.embedded else ".")
         )

@@ -504,7 +504,7 @@ class Discovery:
         if not proposed:
             missing = self.llm.usage.stage("propose").missing
             raise WhyprefError(
-                f"{self.llm.model_id} proposed no concept in {len(batches)} batches ({missing} answers did not fit "
+                f"{self.llm.name} proposed no concept in {len(batches)} batches ({missing} answers did not fit "
                 "the schema): nothing was stored"
             )
         from_model = len(proposed)
@@ -533,7 +533,7 @@ class Discovery:
             generic = c.name in GENERIC_CONCEPTS
             shared = generic or len(c.domains) * 2 >= n_domains
             provenance: dict[str, Any] = {
-                "model": self.llm.model_id,
+                "model": self.llm.name,
                 "mechanism": self.config.mechanism,
                 "domain_counts": dict(sorted(c.domains.items())),
                 "batches": c.batches,

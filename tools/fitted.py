@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.model_names import ModelVariant
 from tools.scores import Evaluation
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ class ModelPayload(BaseModel):
         from tools.baselines import MODELS
 
         if model_type not in MODELS:
-            raise ValueError(f"unknown model type {model_type!r} (known: {', '.join(sorted(MODELS))})")
-        estimator = MODELS[model_type]()
+            raise ValueError(f"unknown model type {model_type!r} (known: {', '.join(MODELS)})")
+        estimator = MODELS[ModelVariant(model_type)]()
         estimator.set_params(**{k: v for k, v in params.items() if k in estimator.get_params()})
         return estimator.restore(
             classes=np.array(self.classes),

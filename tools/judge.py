@@ -114,10 +114,10 @@ def label_pairs(
     progress: Progress | None = None,
 ) -> JudgeResult:
     """Judge pairs in both orders and store the labels as the mechanism ``mechanism`` (kind llm_judge)."""
-    name = mechanism or judge_name(llm.model_id, chain_of_thought)
+    name = mechanism or judge_name(llm.name, chain_of_thought)
     labels = judge_pairs(llm, pairs, mechanism=name, chain_of_thought=chain_of_thought, progress=progress)
     labelled = [(pair, label) for pair, label in zip(pairs, labels, strict=True) if label is not None]
-    description = f"LLM judge {llm.model_id}, both orders" + (", chain of thought" if chain_of_thought else "")
+    description = f"LLM judge {llm.name}, both orders" + (", chain of thought" if chain_of_thought else "")
     store.add_labeled_pairs(
         [LabeledPair(pair=pair, labels=[label]) for pair, label in labelled],
         [Mechanism(name=name, kind=MechanismKind.LLM_JUDGE, description=description)],
@@ -128,7 +128,7 @@ def label_pairs(
     ]
     return JudgeResult(
         mechanism=name,
-        model=llm.model_id,
+        model=llm.name,
         pairs=len(pairs),
         labelled=len(labelled),
         missing=len(pairs) - len(labelled),

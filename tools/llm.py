@@ -316,7 +316,7 @@ class LLM:
     def __init__(
         self,
         chat: BaseChatModel,
-        model_id: str,
+        name: str,
         *,
         store: ConceptStore | None = None,
         temperature: float = 0.0,
@@ -332,17 +332,17 @@ class LLM:
     ) -> None:
         self.chat = chat
         self.embedded = embedded  # the built-in local model (demo-grade; Prob-rep by default)
-        self.model_id = model_id
+        self.name = name  # what cache keys and annotator names call the model (WHYPREF_MODEL_LABEL)
         self.store = store
         self.temperature = temperature
         self.max_concurrency = max_concurrency
         self.validation_retries = validation_retries
         self.policy = policy or RetryPolicy()
-        self.endpoint = endpoint or model_id
+        self.endpoint = endpoint or name
         self.usage = Usage(price=price)
         # Batch mode: uncached requests go to this file (OpenAI Batch API JSONL) instead of the endpoint.
         self.batch_out = batch_out
-        self.served_model = served_model or model_id  # the model name the endpoint knows
+        self.served_model = served_model or name  # the model name the endpoint knows
         self.max_response_chars = max_response_chars  # responses are cut to this in every prompt
         # What this endpoint accepts, learnt from its refusals (once each).
         self._strict = True
@@ -359,11 +359,11 @@ class LLM:
                 "batch will run on) with --batch-out",
                 endpoint="none",
             )
-        chat, model_id, endpoint = chat_model(settings)
+        chat, name, endpoint = chat_model(settings)
         embedded = settings.base_url is None
         return cls(
             chat,
-            model_id,
+            name,
             store=store,
             temperature=settings.temperature,
             # The embedded server has one slot: calls queued there would spend their timeout waiting.
@@ -385,7 +385,7 @@ class LLM:
 
     def key(self, request: Request[Any]) -> str:
         content: dict[str, Any] = {
-            "model": self.model_id,
+            "model": self.name,
             "messages": request.messages,
             "schema": json_schema(request.schema),
             "temperature": self.temperature,
@@ -442,7 +442,7 @@ class LLM:
             self.store.cache_call(
                 CachedCall(
                     key=key,
-                    model=self.model_id,
+                    model=self.name,
                     request={"messages": [list(m) for m in request.messages], "schema": request.schema.__name__},
                     response={"parsed": parsed.model_dump(mode="json")},
                     prompt_tokens=tokens[0],
@@ -683,7 +683,7 @@ class LLM:
             )
             for key, r in todo.items()
         ]
-        written = write_batch(self.store, self.batch_out, self.model_id, lines)
+        written = write_batch(self.store, self.batch_out, self.name, lines)
         raise BatchWritten(self.batch_out, requests[0].stage, written, len(answered))
 
 

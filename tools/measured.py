@@ -106,7 +106,7 @@ def _hyphenator() -> pyphen.Pyphen:
 
 
 @cache
-def _identifier():  # type: ignore[no-untyped-def]
+def _identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
@@ -115,16 +115,16 @@ def _identifier():  # type: ignore[no-untyped-def]
 
 
 @cache
-def _sentiment():  # type: ignore[no-untyped-def]
+def _sentiment():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    class WindowedAnalyzer(SentimentIntensityAnalyzer):  # type: ignore[misc]
+    class WindowedAnalyzer(SentimentIntensityAnalyzer):
         """VADER with the same scores in linear time. Its checks around word ``i`` read words ``i-3`` to
         ``i+2`` only, yet lowercase the whole text for every word (quadratic: half of all measuring time
         on long responses). They are handed those six words instead, ``i`` moved to match; each read is
         guarded by ``i > k`` (k < 3) or by the list's end, which the window keeps."""
 
-        def sentiment_valence(self, valence, sentitext, item, i, sentiments):  # type: ignore[no-untyped-def]
+        def sentiment_valence(self, valence, sentitext, item, i, sentiments):
             start = max(0, i - 3)
             window = SimpleNamespace(
                 is_cap_diff=sentitext.is_cap_diff, words_and_emoticons=sentitext.words_and_emoticons[start : i + 3]
@@ -135,7 +135,7 @@ def _sentiment():  # type: ignore[no-untyped-def]
 
 
 @cache
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")

@@ -390,5 +390,5 @@ def mine_store(
         pairs=int(fitting.y.size),
         patterns=patterns,
         concepts=[c.id for c in concepts],
-        named_by=llm.model_id if llm is not None else "template",
+        named_by=llm.name if llm is not None else "template",
     )

@@ -33,7 +33,7 @@ from tools.baselines import MODELS, SpecificOnlyRegression
 from tools.cancellation import checkpoint
 from tools.errors import WhyprefError
 from tools.hmdr import DomainMasks, HierarchicalMultiDomainRegression, Matrix, as_rows, domain_penalty_weights
-from tools.model_names import LENGTH_BASELINES, LENGTH_LR, LONGER, Protocol
+from tools.model_names import LENGTH_BASELINES, LENGTH_LR, LONGER, EvaluationProtocol, ModelVariant
 from tools.resampling import ClusterBootstrap
 from tools.scores import CVRow, DifferenceRow, Evaluation, ScoreRow
 
@@ -92,8 +92,8 @@ def resolve_model(model: ModelSpec) -> tuple[str, HierarchicalMultiDomainRegress
     """Return ``(name, unfitted template)`` for a model name or template."""
     if isinstance(model, str):
         if model not in MODELS:
-            raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
-        return model, MODELS[model]()
+            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        return model, MODELS[ModelVariant(model)]()
     if isinstance(model, CustomModel):
         raise ValueError(f"{model.name}: a custom model has no penalties to tune here")
     return type(model).__name__, model
@@ -485,7 +485,7 @@ def _fit_margins(
 
 
 def _evaluation(
-    protocol: Protocol,
+    protocol: EvaluationProtocol,
     names: list[str],
     scores: NDArray[np.float64],
     data: EvaluationData,
@@ -626,7 +626,7 @@ def evaluate_in_domain(
     scores /= repeats
     grouped = "grouped by query (pairs sharing a query or a response stay together)"
     return _evaluation(
-        "in-domain",
+        EvaluationProtocol.IN_DOMAIN,
         [n for n, _ in resolved],
         scores,
         data,
@@ -704,7 +704,7 @@ def evaluate_out_of_domain(
                 total[:, k] += row_scores(data.y[test], margin)
         scores[test] = total / repeats
     return _evaluation(
-        "ood",
+        EvaluationProtocol.OOD,
         [n for n, _ in resolved],
         scores,
         data,

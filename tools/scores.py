@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tools.model_names import LENGTH_BASELINES, Protocol
+from tools.model_names import LENGTH_BASELINES, EvaluationProtocol
 
 
 class CVRow(BaseModel):
@@ -47,7 +47,7 @@ class DifferenceRow(BaseModel):
 class Evaluation(BaseModel):
     """One protocol's held-out accuracy for several models beside the length baselines."""
 
-    protocol: Protocol
+    protocol: EvaluationProtocol
     splits: str = Field(description="How pairs were split: grouped by query, or random pairs.")
     n_splits: int
     repeats: int

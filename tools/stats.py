@@ -80,7 +80,7 @@ def store_stats(
     sources = store.source_counts(source=source, domain=domain)  # counted in SQL: no texts read
     kinds = {m.name: m.kind.value for m in store.mechanisms()}
 
-    counts: dict[str, dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
+    counts: dict[str, dict[str, int]] = defaultdict(Counter)
     verdicts: dict[str, dict[str, str]] = defaultdict(dict)  # mechanism -> pair -> verdict
     domain_of: dict[str, str] = {}
     by_mechanism: dict[str, list[dict]] = defaultdict(list)

@@ -92,7 +92,7 @@ def generate(
     """Responses to the queries (None where generation failed)."""
     requests = generation_requests(queries, concepts, max_chars=llm.max_response_chars, max_tokens=max_tokens)
     answers = llm.run(requests, progress)
-    return [None if a is None else a.response for a in answers]  # type: ignore[attr-defined]
+    return [None if a is None else a.response for a in answers]
 
 
 # -- evaluating ----------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class JudgeEvaluator:
 
     def __init__(self, llm: LLM, *, chain_of_thought: bool = False) -> None:
         self.llm, self.chain_of_thought = llm, chain_of_thought
-        self.name = f"LLM judge {llm.model_id}" + (" (chain of thought)" if chain_of_thought else "")
+        self.name = f"LLM judge {llm.name}" + (" (chain of thought)" if chain_of_thought else "")
 
     def compare(self, pairs: Sequence[Pair], progress: Progress) -> list[Verdict | None]:
         labels = judge_pairs(
@@ -319,7 +319,7 @@ def steer(
     return SteeringReport(
         mechanism=mechanism,
         model_id=weights.model_id,
-        generator=generator.model_id,
+        generator=generator.name,
         evaluator=evaluator.name,
         k=k,
         responses=responses,
@@ -367,7 +367,7 @@ def advise(
             raise WhyprefError("generating a response needs the query")
         [response] = generate(generator, [query], [concepts], max_tokens=max_tokens, progress=progress)
         if response is None:
-            raise WhyprefError(f"the generator ({generator.model_id}) gave no valid response")
+            raise WhyprefError(f"the generator ({generator.name}) gave no valid response")
     explained = explain_global(store, mechanism, model_id=weights.model_id, n_bootstrap=0, top_k=len(weights.concepts))
     entry = next((e for e in explained.domains if e.domain == domain), None)
     lift_of = {c.concept: c.lift for c in entry.concepts} if entry else {}

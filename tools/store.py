@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, JsonValue
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
 from tools.fitted import ModelMetrics, ModelPayload
-from tools.model_names import ModelName
+from tools.model_names import ModelVariant
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict
 from tools.scores import ScoreRow
 
@@ -179,7 +179,7 @@ class FittedModelRecord(BaseModel):
 
     id: str
     mechanism: str
-    model_type: ModelName
+    model_type: ModelVariant
     params: dict[str, JsonValue] = Field(default_factory=dict)
     payload: ModelPayload
     metrics: ModelMetrics
@@ -257,13 +257,13 @@ class ConceptStore:
 
     # -- life cycle ---------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
-        fresh = not self.db["meta"].exists()  # type: ignore[union-attr]
+        fresh = not self.db["meta"].exists()
         if not fresh:
             row = next(self.db.query("select value from meta where key = 'schema_version'"), None)
             found = int(row["value"]) if row else None
             if found != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {found}, this whypref reads {SCHEMA_VERSION}")
-        missing = [name for name in _TABLES if not self.db[name].exists()]  # type: ignore[union-attr]
+        missing = [name for name in _TABLES if not self.db[name].exists()]
         if not missing:  # the usual case: no write lock taken just to open a store
             return
         with self.atomic():
@@ -322,7 +322,7 @@ class ConceptStore:
         self.db.conn.execute("COMMIT")
 
     def count(self, table: str) -> int:
-        return self.db[table].count  # type: ignore[union-attr]
+        return self.db[table].count
 
     def content_digest(self) -> str:
         """A hash of every row of every table, in primary-key order: equal digests, equal content."""

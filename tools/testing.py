@@ -60,7 +60,7 @@ class ScriptedChat(BaseChatModel):
         metadata: dict[str, Any] = {}
         if kwargs.get("logprobs"):  # the responder gives {token: probability}, as the OpenAIStub reads it
             text, metadata["logprobs"] = _logprobs(text)
-        message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)  # type: ignore[arg-type]
+        message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
@@ -159,7 +159,7 @@ class OpenAIStub:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 try:
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 except (ValueError, TypeError, ConnectionError):  # a client that gave up mid-request

@@ -114,4 +114,4 @@ def tie_break(
                 gain=accuracy.estimate - 0.5,
             )
         )
-    return TieBreakReport(judge=judge, reference=reference, model=llm.model_id, k=k, ties=len(ids), rows=rows)
+    return TieBreakReport(judge=judge, reference=reference, model=llm.name, k=k, ties=len(ids), rows=rows)

@@ -20,7 +20,7 @@ from tools.errors import StoreError, WhyprefError
 from tools.explain import GlobalLift, bootstrap_global_lift, first_preferred, global_lift, local_lift, plot_global_lift
 from tools.fitted import ModelMetrics, ModelPayload
 from tools.hmdr import HierarchicalMultiDomainRegression
-from tools.model_names import DEFAULT_BOOTSTRAP, ModelName, Protocol
+from tools.model_names import DEFAULT_BOOTSTRAP, EvaluationProtocol, ModelVariant
 from tools.model_selection import (
     evaluate_in_domain,
     evaluate_out_of_domain,
@@ -89,7 +89,7 @@ def _array_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _coincide(design: Design, models: list[ModelName]) -> tuple[list[ModelName], list[str]]:
+def _coincide(design: Design, models: list[ModelVariant]) -> tuple[list[ModelVariant], list[str]]:
     """Flat and shared are one model when every concept is shared: keep one, and say so."""
     if "flat" in models and "shared" in models and design.shared_mask.all():
         note = "flat and shared coincide here (every concept is shared): reported once, as shared"
@@ -101,7 +101,7 @@ def fit_mechanism(
     store: ConceptStore,
     mechanism: str,
     *,
-    model: ModelName = "hmdr",
+    model: ModelVariant = ModelVariant.HMDR,
     annotator: str | None = None,
     source: str | None = None,
     evaluate: bool = True,
@@ -138,7 +138,7 @@ def fit_mechanism(
     evaluation, evaluation_note = None, None
     if evaluate:
         try:
-            evaluation = _evaluate(full, "in-domain", [model], grouped=grouped)
+            evaluation = _evaluate(full, EvaluationProtocol.IN_DOMAIN, [model], grouped=grouped)
         except (WhyprefError, ValueError) as error:
             evaluation_note = f"held-out accuracy not computed: {error}"
     store.save_model(
@@ -185,7 +185,7 @@ def load_model(
 
 
 def _evaluate(
-    design: Design, protocol: Protocol, models: list[ModelName], *, repeats: int = 1, grouped: bool = True
+    design: Design, protocol: EvaluationProtocol, models: list[ModelVariant], *, repeats: int = 1, grouped: bool = True
 ) -> Evaluation:
     fitting, fitting_notes = design.for_fitting()
     notes = fitting_notes.lines()
@@ -202,8 +202,8 @@ def evaluate_mechanism(
     store: ConceptStore,
     mechanism: str,
     *,
-    protocol: Protocol,
-    models: list[ModelName],
+    protocol: EvaluationProtocol,
+    models: list[ModelVariant],
     annotator: str | None = None,
     source: str | None = None,
     repeats: int = 1,

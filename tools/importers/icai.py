@@ -38,7 +38,7 @@ DEFAULT_DESCRIPTION = "Default annotator from original dataset (from column `pre
 
 def hash_string(text: str) -> str:
     """ICAI's id convention: the first 8 hex digits of the md5 of the text."""
-    return hashlib.md5(text.encode("utf-8")).hexdigest()[:8]  # noqa: S324 - an id, not security
+    return hashlib.md5(text.encode("utf-8")).hexdigest()[:8]
 
 
 DEFAULT_ANNOTATOR = hash_string(DEFAULT_DESCRIPTION)

@@ -223,7 +223,7 @@ def csv_records(path: Path) -> Iterator[Record]:
     try:
         for row in reader:
             if None in row:
-                raise InputError(f"{len(row[None])} more value(s) than header columns", file=path, line=start)  # type: ignore[index]
+                raise InputError(f"{len(row[None])} more value(s) than header columns", file=path, line=start)
             yield Record(path, start, {k: v for k, v in row.items() if v is not None})
             start = reader.line_num + 1
     except csv.Error as error:
