@@ -74,7 +74,6 @@ def _event(ctx: AgentContext, state: AgentState, node: str, kind: str = "node", 
 
 
 def _progress(ctx: AgentContext, state: AgentState) -> Progress:
-    # Called while the LLM's own thread writes its cache to the store: it must not touch the store.
     def report(stage: str, done: int, total: int | None) -> None:
         event = AgentEvent(
             kind="llm", run_id=state["run_id"], iteration=state.get("iteration", 0), node=stage, done=done, total=total

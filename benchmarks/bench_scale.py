@@ -10,7 +10,12 @@ invisibly, so that no two pairs share a text and query groups stay small), in on
 "human" label prefers the longer response with probability 0.7 (so the fit has something to find).
 Each step runs in a process of its own, so its peak RSS is its own: import (a whypref JSONL file),
 measured annotation, fit (grouped CV over the penalty grid, no held-out evaluation), evaluate
-(in-domain, nested CV) and explain (no bootstrap). Results: benchmarks/out/scale.json.
+(in-domain, nested CV) and explain (no bootstrap). Peak RSS is given twice: of the step's largest
+process (``ru_maxrss``) and of its process tree (worker processes included: the sum of their
+proportional set sizes, so pages a forked worker shares with its parent count once; sampled from /proc
+every 0.2 s). ``--steps`` runs only some
+steps (e.g. ``--pairs 1000000 --steps import annotate fit explain``: the million-pair target, which
+leaves out evaluate). Results are added to benchmarks/out/scale.json by number of pairs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,19 +101,64 @@ def step(name: str, db: Path, data: Path) -> None:
             explain_global(store, "human", n_bootstrap=0)
 
 
-def run(n: int) -> dict[str, dict[str, float]]:
+def tree_pss_mb(root: int) -> float:
+    """Proportional set size of a process and all its descendants, from /proc (Linux)."""
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:  # gone meanwhile
+                continue
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree |= more
+        grown = bool(more)
+    total_kb = 0
+    for pid in tree:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total_kb / 1024
+
+
+class TreeSampler(threading.Thread):
+    """The largest :func:`tree_pss_mb` of a process while it runs."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, tree_pss_mb(self.pid))
+
+
+def run(n: int, steps: list[str]) -> dict[str, dict[str, float]]:
     folder = Path(tempfile.mkdtemp())
     data, db = folder / "pairs.jsonl", folder / "scale.db"
     write_pairs(data, n)
     results: dict[str, dict[str, float]] = {}
-    for name in STEPS:
+    for name in steps:
         started = time.perf_counter()
         child = subprocess.Popen([sys.executable, __file__, "--step", name, str(db), str(data)], cwd=ROOT)
+        sampler = TreeSampler(child.pid)
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
+        sampler.done.set()
+        sampler.join()
         if status:
             raise SystemExit(f"{name} failed on {n} pairs")
-        results[name] = {"seconds": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
-        print(f"{n:>9,} pairs  {name:9s} {results[name]['seconds']:8.1f} s  {results[name]['peak_rss_mb']:7.0f} MB")
+        seconds = time.perf_counter() - started
+        results[name] = {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "tree_pss_mb": sampler.peak}
+        print(
+            f"{n:>9,} pairs  {name:9s} {seconds:8.1f} s  {usage.ru_maxrss / 1024:7.0f} MB "
+            f"(process tree {sampler.peak:.0f} MB)",
+            flush=True,
+        )
     results["store"] = {"mb": db.stat().st_size / 2**20, "file_mb": data.stat().st_size / 2**20}
     print(f"{n:>9,} pairs  store {results['store']['mb']:.0f} MB (input file {results['store']['file_mb']:.0f} MB)")
     return results
@@ -116,15 +167,19 @@ def run(n: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
     parser.add_argument("--step", nargs=3, metavar=("STEP", "DB", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         name, db, data = args.step
         step(name, Path(db), Path(data))
         return
-    results = {str(n): run(n) for n in args.pairs}
     OUT.mkdir(exist_ok=True)
-    (OUT / "scale.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    saved = OUT / "scale.json"
+    results = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
+    for n in args.pairs:
+        results[str(n)] = run(n, args.steps)
+        saved.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,35 @@ def test_some_invalid_answers_are_missing_the_others_kept(store):
     assert llm.usage.stage("compare").missing == 1 and store.count("llm_cache") == 1
 
 
+def test_answers_are_cached_in_batches_by_the_callers_thread_and_read_back_at_once(store, monkeypatch):
+    import threading
+
+    writes, reads = [], []
+    cache_calls, cached_calls = store.cache_calls, store.cached_calls
+
+    def write(calls):
+        writes.append((len(calls), threading.get_ident()))
+        cache_calls(calls)
+
+    def read(keys):
+        reads.append(len(keys))
+        return cached_calls(keys)
+
+    monkeypatch.setattr(store, "cache_calls", write)
+    monkeypatch.setattr(store, "cached_calls", read)
+    chat = ScriptedChat(responder=lambda m: '{"c1": 1, "c2": 0}')
+    requests = [request(f"q{i}") for i in range(600)] + [request("q0")]  # one asked twice
+    progress = []
+    answers = LLM(chat, "m", store=store).run(requests, lambda stage, done, total: progress.append((done, total)))
+    assert answers == [Answer(c1=1, c2=0)] * 601 and len(chat.calls) == 600
+    assert sum(n for n, _ in writes) == 600 == store.count("llm_cache") and len(writes) <= 600 // 100
+    assert {thread for _, thread in writes} == {threading.get_ident()}
+    assert progress[0] == (0, 601) and progress[-1] == (601, 601)
+    again = LLM(chat, "m", store=store)
+    assert again.run(requests) == answers and len(chat.calls) == 600 and again.usage.stage("compare").cached == 600
+    assert reads == [600, 600]  # one look-up per run (the store reads 500 keys per query)
+
+
 def test_valid_and_fenced_answers(store):
     llm = LLM(scripted('```json\n{"c1": 1, "c2": 0}\n```'), "m", store=store)
     assert llm.run([request()]) == [Answer(c1=1, c2=0)]
@@ -136,6 +165,7 @@ def test_an_error_in_progress_returns_only_once_the_calls_in_flight_have_stopped
         cached = store.count("llm_cache")
         time.sleep(0.8)  # longer than a call: anything still in flight would have been cached by now
         assert store.count("llm_cache") == cached and stub.requests < 12
+        assert cached >= 1  # the answers that came back before the stop were paid for: kept
 
 
 def test_rate_limits_and_server_errors_are_retried_with_backoff(store):

@@ -121,10 +121,11 @@ def test_concepts_values_and_matrix(store):
 def test_cache_models_and_runs(store):
     key = content_key({"model": "m", "messages": ["hi"]})
     assert store.cached_call(key) is None
-    store.cache_call(
-        CachedCall(key=key, model="m", request={"messages": ["hi"]}, response={"text": "yo"}, prompt_tokens=3)
+    store.cache_calls(
+        [CachedCall(key=key, model="m", request={"messages": ["hi"]}, response={"text": "yo"}, prompt_tokens=3)]
     )
     assert store.cached_call(key).response == {"text": "yo"}
+    assert set(store.cached_calls([key, "absent"])) == {key}
     payload = ModelPayload(
         concept_ids=["c1", "c2"], domains=["d"], classes=[-1, 1], coef_shared=[0.5, 0.0], coef_domain=[[0.0, 0.1]]
     )

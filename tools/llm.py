@@ -27,7 +27,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -397,7 +398,8 @@ class LLM:
 
     def estimate(self, requests: Sequence[Request[Any]]) -> Estimate:
         """What running these requests would cost: calls not in the cache, and their tokens."""
-        todo = [r for r in requests if self._cached(self.key(r)) is None]
+        hits = self._cached([self.key(r) for r in requests])
+        todo = [r for r in requests if self.key(r) not in hits]
         prompt = sum(estimate_tokens(c) + 4 for r in todo for _, c in r.messages)
         completion = sum(r.expected_tokens for r in todo)
         price = self.usage.price
@@ -409,37 +411,35 @@ class LLM:
             usd=None if price is None else price.of(prompt, completion),
         )
 
-    def _cached(self, key: str) -> dict[str, Any] | None:
-        """A cached answer (not one marked missing by older stores, nor a batch request still pending)."""
-        hit = self.store.cached_call(key) if self.store is not None else None
-        if hit is None or not isinstance(hit.response, dict) or "parsed" not in hit.response:
-            return None
-        return hit.response
+    def _cached(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The cached answers of these keys, read at once (not answers marked missing by older stores,
+        nor batch requests still pending)."""
+        hits = self.store.cached_calls(keys) if self.store is not None else {}
+        return {
+            key: hit.response
+            for key, hit in hits.items()
+            if isinstance(hit.response, dict) and "parsed" in hit.response
+        }
 
-    def _from_cache(self, request: Request[T], key: str) -> T | None:
-        """The cached answer if it still fits the request's schema (one imported from a batch file was
-        checked against the JSON schema only): one that does not is asked again."""
-        cached = self._cached(key)
-        if cached is None:
-            return None
-        try:
-            return request.schema.model_validate(cached["parsed"])
-        except ValidationError:
-            logger.info("a cached %s answer does not fit its schema: asking again", request.stage)
-            return None
+    def _from_cache(self, requests: Mapping[str, Request[T]]) -> dict[str, T]:
+        """The cached answers (by key) that still fit their request's schema (one imported from a batch
+        file was checked against the JSON schema only): one that does not is asked again."""
+        answers = {}
+        for key, cached in self._cached(list(requests)).items():
+            try:
+                answers[key] = requests[key].schema.model_validate(cached["parsed"])
+            except ValidationError:
+                logger.info("a cached %s answer does not fit its schema: asking again", requests[key].stage)
+        return answers
 
-    async def ask(self, request: Request[T], health: _Health | None = None) -> T | None:
+    async def ask(self, request: Request[T], key: str, health: _Health, keep: Callable[[CachedCall], None]) -> T | None:
+        """The model's answer to one request not in the cache; a valid one is handed to ``keep``."""
         usage = self.usage.stage(request.stage)
-        key = self.key(request)
-        if (cached := self._from_cache(request, key)) is not None:
-            usage.cached += 1
-            return cached
-        health = health or _Health(self.policy, self.endpoint)
         parsed, tokens = await self._ask_model(request, usage, health)
         if parsed is None:
             usage.missing += 1
-        elif self.store is not None:
-            self.store.cache_call(
+        else:
+            keep(
                 CachedCall(
                     key=key,
                     model=self.name,
@@ -566,36 +566,25 @@ class LLM:
         return None, tokens
 
     async def ask_many(
-        self, requests: Sequence[Request[T]], progress: Callable[[int], None] | None = None
-    ) -> list[T | None]:
-        """Answer every request (identical ones once); the first error that stops the stage cancels the
-        calls still going."""
+        self, requests: Mapping[str, Request[T]], tick: Callable[[str], None], keep: Callable[[CachedCall], None]
+    ) -> dict[str, T | None]:
+        """Answer every request (by key) from the model, calling ``tick(key)`` as each one is done. The
+        first error that stops the stage cancels the calls still going."""
         semaphore = asyncio.Semaphore(self.max_concurrency)
         health = _Health(self.policy, self.endpoint)
-        copies: dict[str, list[int]] = {}
-        for index, request in enumerate(requests):
-            copies.setdefault(self.key(request), []).append(index)
-        done = 0
 
-        async def one(indices: list[int]) -> T | None:
-            nonlocal done
+        async def one(key: str) -> T | None:
             async with semaphore:
-                answer = await self.ask(requests[indices[0]], health)
-            done += len(indices)
-            if progress is not None:
-                progress(done)
+                answer = await self.ask(requests[key], key, health, keep)
+            tick(key)
             return answer
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [(indices, group.create_task(one(indices))) for indices in copies.values()]
+                tasks = {key: group.create_task(one(key)) for key in requests}
         except BaseExceptionGroup as failures:
             raise _first_error(failures) from None
-        answers: list[T | None] = [None] * len(requests)
-        for indices, task in tasks:
-            for index in indices:
-                answers[index] = task.result()
-        return answers
+        return {key: task.result() for key, task in tasks.items()}
 
     def run(self, requests: Sequence[Request[T]], progress: Progress | None = None) -> list[T | None]:
         """Synchronous entry point: answer every request (None where no valid answer came).
@@ -607,32 +596,28 @@ class LLM:
         """
         if self.batch_out is not None:
             self._write_batch(requests)
-        ticks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        started, finished = threading.Event(), threading.Event()
-
-        async def ask_all() -> list[T | None]:
-            started.set()
-            try:
-                return await self.ask_many(requests, ticks.put)
-            finally:
-                finished.set()
-
+        keys = [self.key(r) for r in requests]
+        distinct = dict(zip(keys, requests, strict=True))  # identical requests are asked once
+        answered: dict[str, T | None] = dict(self._from_cache(distinct))
+        for key in answered:
+            self.usage.stage(distinct[key].stage).cached += 1
+        todo = {key: r for key, r in distinct.items() if key not in answered}
         report = progress or silent
         if requests:  # before any call starts: a progress that raises here leaves nothing in flight
             report(requests[0].stage, 0, len(requests))
-        future = asyncio.run_coroutine_threadsafe(ask_all(), _shared_loop())
-        future.add_done_callback(lambda _: ticks.put(None))
-        try:
-            while (done := ticks.get()) is not None:
+        if todo:
+            copies = Counter(keys)
+            done = len(requests) - sum(copies[key] for key in todo)  # answered from the cache
+
+            def tick(key: str) -> None:
+                nonlocal done
+                done += copies[key]
                 report(requests[0].stage, done, len(requests))
-            answers = future.result()
-        except BaseException:  # Ctrl-C, a cancellation or an error in ``progress``: stop the calls
-            future.cancel()
-            # Calls in flight write their answers to the store as they come: wait until they have
-            # stopped, so that the caller never closes the store under them.
-            if started.is_set():
-                finished.wait(_STOP_WAIT)
-            raise
+
+            if done:
+                report(requests[0].stage, done, len(requests))
+            answered |= self._ask_todo(todo, tick)
+        answers = [answered[key] for key in keys]
         if requests and all(answer is None for answer in answers):
             stage = requests[0].stage
             raise LLMAnswerError(
@@ -641,6 +626,40 @@ class LLM:
                 endpoint=self.endpoint,
                 hint="a stronger model follows the schema better; re-running asks again (invalid answers are not kept)",
             )
+        return answers
+
+    def _ask_todo(self, todo: dict[str, Request[T]], tick: Callable[[str], None]) -> dict[str, T | None]:
+        """The model's answers to requests not in the cache, asked on the shared event loop. Answers are
+        written to the cache here, on the caller's thread (which owns the store), a batch at a time:
+        the loop only queues them."""
+        ticks: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        kept: queue.SimpleQueue[CachedCall] = queue.SimpleQueue()
+        started, finished = threading.Event(), threading.Event()
+        writer = _CacheWriter(self.store, kept)
+
+        async def ask_all() -> dict[str, T | None]:
+            started.set()
+            try:
+                return await self.ask_many(todo, ticks.put, kept.put)
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(ask_all(), _shared_loop())
+        future.add_done_callback(lambda _: ticks.put(None))
+        try:
+            while (key := ticks.get()) is not None:
+                writer.write()
+                tick(key)
+            answers = future.result()
+        except BaseException:  # Ctrl-C, a cancellation or an error in ``progress``: stop the calls
+            future.cancel()
+            # Wait until the calls in flight have stopped, then keep every answer paid for: the caller
+            # may close the store as soon as this returns.
+            if started.is_set():
+                finished.wait(_STOP_WAIT)
+            writer.write(everything=True)
+            raise
+        writer.write(everything=True)
         return answers
 
     def batch_body(self, request: Request[Any]) -> dict[str, Any]:
@@ -654,16 +673,9 @@ class LLM:
         """Write the requests not answered yet to the batch file and stop the stage (BatchWritten); with
         every one answered, the stage goes on from the cache."""
         assert self.batch_out is not None
-        todo: dict[str, Request[Any]] = {}
-        answered: set[str] = set()
-        for request in requests:
-            key = self.key(request)
-            if key in todo or key in answered:
-                continue
-            if self._from_cache(request, key) is None:
-                todo[key] = request
-            else:
-                answered.add(key)
+        distinct = {self.key(r): r for r in requests}
+        answered = self._from_cache(distinct)
+        todo = {key: r for key, r in distinct.items() if key not in answered}
         if not todo:
             return
         if self.store is None:
@@ -701,6 +713,28 @@ def _first_error(failures: BaseExceptionGroup) -> BaseException:
 
 
 _STOP_WAIT = 30.0  # seconds to wait for cancelled calls to stop
+_WRITE_EVERY = 1.0  # seconds between two cache writes of a stage, at most...
+_WRITE_BATCH = 256  # ...unless this many answers wait
+
+
+class _CacheWriter:
+    """Writes the answers queued by the event loop to the store in batches (one transaction each)."""
+
+    def __init__(self, store: ConceptStore | None, kept: queue.SimpleQueue[CachedCall]) -> None:
+        self.store, self.kept = store, kept
+        self.waiting: list[CachedCall] = []
+        self.last = time.monotonic()
+
+    def write(self, *, everything: bool = False) -> None:
+        while not self.kept.empty():
+            self.waiting.append(self.kept.get())
+        due = len(self.waiting) >= _WRITE_BATCH or time.monotonic() - self.last >= _WRITE_EVERY
+        if self.waiting and (everything or due):
+            if self.store is not None:
+                self.store.cache_calls(self.waiting)
+            self.waiting, self.last = [], time.monotonic()
+
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction to finish
+_KEYS_PER_QUERY = 500  # keys in one "in (...)" list: far below SQLite's limit on parameters
 
 _TABLES: dict[str, dict[str, Any]] = {
     "meta": {"columns": {"key": str, "value": str}, "pk": "key"},
@@ -774,8 +775,17 @@ class ConceptStore:
             return None
         return CachedCall(**{**row, "request": json.loads(row["request"]), "response": json.loads(row["response"])})
 
-    def cache_call(self, call: CachedCall) -> None:
-        self.cache_calls([call])
+    def cached_calls(self, keys: Sequence[str]) -> dict[str, CachedCall]:
+        """The cached calls of these keys (those there are), read a few hundred keys per query."""
+        found = {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            query = f"select * from llm_cache where key in ({', '.join('?' * len(chunk))})"
+            for row in self.db.query(query, chunk):
+                found[row["key"]] = CachedCall(
+                    **{**row, "request": json.loads(row["request"]), "response": json.loads(row["response"])}
+                )
+        return found
 
     def cache_calls(self, calls: Sequence[CachedCall]) -> None:
         """Keep answers (or pending batch requests) by key, in one transaction."""
