@@ -58,12 +58,17 @@ class UsageRecorder(BaseCallbackHandler):
 def recording_usage(llm: LLM, store: ConceptStore, run_id: str) -> Iterator[None]:
     """Count this LLM's calls towards the run while inside."""
     recorder = UsageRecorder(store.path, run_id)
-    others = [c for c in llm.chat.callbacks or [] if not isinstance(c, UsageRecorder)]  # type: ignore[union-attr]
-    llm.chat.callbacks = [*others, recorder]
+    others = [
+        [c for c in chat.callbacks or [] if not isinstance(c, UsageRecorder)]  # type: ignore[union-attr]
+        for chat in llm.chats
+    ]
+    for chat, callbacks in zip(llm.chats, others, strict=True):
+        chat.callbacks = [*callbacks, recorder]
     try:
         yield
     finally:
-        llm.chat.callbacks = others
+        for chat, callbacks in zip(llm.chats, others, strict=True):
+            chat.callbacks = callbacks
         recorder.store.close()
 
 

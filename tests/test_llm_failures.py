@@ -264,3 +264,35 @@ def test_the_cache_is_keyed_by_the_model_not_by_where_it_is_served(store, monkey
         assert llm.name == "stub-model" and moved.base_url in llm.endpoint
         monkeypatch.setenv("WHYPREF_MODEL_LABEL", "stub-model-v2")  # another model under the same name
         assert LLM.from_settings(Settings(), store).run([request("a")]) == [Answer(c1=1)] and moved.requests == 1
+
+
+def test_several_endpoints_take_calls_in_turn_and_a_failing_one_is_retried_on_another(store, monkeypatch):
+    from tools.settings import Settings
+
+    monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+    monkeypatch.setenv("WHYPREF_MAX_RETRIES", "3")
+    down = lambda n: Fault(503, "overloaded")  # noqa: E731
+    with OpenAIStub(ok) as first, OpenAIStub(ok) as second, OpenAIStub(ok, fail=down) as failing:
+        monkeypatch.setenv("WHYPREF_BASE_URL", f"{first.base_url}, {second.base_url}")
+        llm = LLM.from_settings(Settings(), store)
+        assert llm.run([request(f"q{i}") for i in range(10)]) == [Answer(c1=1)] * 10
+        assert first.requests == second.requests == 5 and first.base_url in llm.endpoint
+        monkeypatch.setenv("WHYPREF_BASE_URL", f"{failing.base_url},{second.base_url}")
+        llm = LLM.from_settings(Settings(), store)
+        answers = llm.run([request(f"r{i}") for i in range(6)])
+        assert answers == [Answer(c1=1)] * 6 and failing.requests > 0 and second.requests == 5 + 6
+        monkeypatch.setenv("WHYPREF_BASE_URL", first.base_url)  # one of them alone: the cache is the model's
+        assert LLM.from_settings(Settings(), store).run([request("q0"), request("r0")]) == [Answer(c1=1)] * 2
+        assert first.requests == 5
+
+
+def test_a_configuration_error_names_the_endpoint_that_gave_it(store, monkeypatch):
+    from tools.settings import Settings
+
+    monkeypatch.setenv("WHYPREF_MODEL", "stub-model")
+    refused = lambda n: Fault(401, "Incorrect API key provided")  # noqa: E731
+    with OpenAIStub(ok) as good, OpenAIStub(ok, fail=refused) as bad:
+        monkeypatch.setenv("WHYPREF_BASE_URL", f"{good.base_url},{bad.base_url}")
+        with pytest.raises(LLMAuthenticationError) as caught:
+            LLM.from_settings(Settings(), store).run([request("a"), request("b")])
+    assert caught.value.endpoint == bad.base_url and "Incorrect API key" in str(caught.value)

@@ -312,11 +312,12 @@ def _choice(message: AIMessage, options: Sequence[str]) -> Choice | None:
 
 
 class LLM:
-    """Structured, cached, concurrent calls to one chat model."""
+    """Structured, cached, concurrent calls to one chat model (served by one endpoint, or by several in
+    turn: ``chat`` may be a list of clients of the same model)."""
 
     def __init__(
         self,
-        chat: BaseChatModel,
+        chat: BaseChatModel | Sequence[BaseChatModel],
         name: str,
         *,
         store: ConceptStore | None = None,
@@ -331,7 +332,8 @@ class LLM:
         served_model: str | None = None,
         max_response_chars: int = MAX_RESPONSE_CHARS,
     ) -> None:
-        self.chat = chat
+        self.chats = [chat] if isinstance(chat, BaseChatModel) else list(chat)
+        self._turn = 0  # the next call goes to chats[_turn % len(chats)]
         self.embedded = embedded  # the built-in local model (demo-grade; Prob-rep by default)
         self.name = name  # what cache keys and annotator names call the model (WHYPREF_MODEL_LABEL)
         self.store = store
@@ -514,16 +516,21 @@ class LLM:
         attempt = 0
         while True:
             options = self._options(request)
+            # Several endpoints take the calls in turn, so a retry goes to the next one.
+            chat = self.chats[self._turn % len(self.chats)]
+            self._turn += 1
+            # An error names the endpoint that gave it (one of several, maybe).
+            where = getattr(chat, "openai_api_base", None) or self.endpoint
             try:
-                message = await self.chat.ainvoke(_messages(self._conversation(request, conversation)), **options)
+                message = await chat.ainvoke(_messages(self._conversation(request, conversation)), **options)
             except openai.APIError as error:
                 if self._fall_back(error, request, options):
                     continue
-                if (fatal := _fatal(error, self.endpoint)) is not None:
+                if (fatal := _fatal(error, where)) is not None:
                     if request.options is not None and "logprob" in fatal.problem.lower():
                         raise LLMBadRequestError(
                             fatal.problem,
-                            endpoint=self.endpoint,
+                            endpoint=where,
                             status=fatal.status,
                             hint="this endpoint gives no token log-probabilities: use --representation comp",
                         ) from error
@@ -756,10 +763,12 @@ def _feedback(error: Exception) -> str:
     return f"Your answer did not match the required JSON schema ({problems}). Reply again with only the JSON object."
 
 
-def chat_model(settings: Settings) -> tuple[BaseChatModel, str, str]:
-    """(ChatOpenAI, model id, endpoint) for the configured endpoint, or for the embedded local model.
+def chat_model(settings: Settings) -> tuple[list[BaseChatModel], str, str]:
+    """(ChatOpenAI per endpoint, model id, endpoint) for the configured endpoints, or for the embedded
+    local model.
 
-    Retries are whypref's own (``RetryPolicy``), so the client's are off.
+    Retries are whypref's own (``RetryPolicy``), so the client's are off. Several endpoints share one
+    rate limit.
     """
     from langchain_openai import ChatOpenAI
 
@@ -770,16 +779,19 @@ def chat_model(settings: Settings) -> tuple[BaseChatModel, str, str]:
         limiter = InMemoryRateLimiter(requests_per_second=settings.requests_per_minute / 60.0, max_bucket_size=1)
     if settings.base_url:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        chat = ChatOpenAI(
-            base_url=settings.base_url,
-            api_key=key,  # type: ignore[arg-type]
-            model=settings.model,
-            max_retries=0,
-            timeout=settings.call_timeout(embedded=False),
-            rate_limiter=limiter,
-        )
+        chats: list[BaseChatModel] = [
+            ChatOpenAI(
+                base_url=url,
+                api_key=key,  # type: ignore[arg-type]
+                model=settings.model,
+                max_retries=0,
+                timeout=settings.call_timeout(embedded=False),
+                rate_limiter=limiter,
+            )
+            for url in settings.base_urls
+        ]
         # The cache and the annotator name key on the model, not on where it is served from.
-        return chat, settings.model_label or settings.model, settings.base_url
+        return chats, settings.model_label or settings.model, ", ".join(settings.base_urls)
     from tools.embedded import start_embedded
 
     server = start_embedded(settings)
@@ -790,4 +802,4 @@ def chat_model(settings: Settings) -> tuple[BaseChatModel, str, str]:
         max_retries=0,
         timeout=settings.call_timeout(embedded=True),
     )
-    return chat, server.model_id, f"embedded {server.model_id} ({server.base_url})"
+    return [chat], server.model_id, f"embedded {server.model_id} ({server.base_url})"

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("WHYPREF_BASE_URL", "OPENAI_BASE_URL"),
-        description="OpenAI-compatible endpoint; unset = embedded model.",
+        description="OpenAI-compatible endpoint; several servers of one model: their URLs, comma-separated "
+        "(calls go to them in turn); unset = embedded model.",
     )
     model: str = Field(default="gpt-4o-mini", description="Model name at the endpoint.")
     model_label: str | None = Field(
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
         ge=200,
         description="Responses longer than this are cut (with a marker) in prompts.",
     )
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The endpoints' URLs (``base_url`` split at commas)."""
+        return [url.strip() for url in (self.base_url or "").split(",") if url.strip()]
 
     def call_timeout(self, *, embedded: bool) -> float:
         """Seconds a call may take. The embedded model answers one call at a time on the CPU, so a long
