@@ -137,3 +137,33 @@ def test_an_unwritable_batch_file_is_named_and_nothing_is_kept_pending(batch_env
     assert out.exit_code == 1 and "cannot write the batch file" in str(out.exception)
     with ConceptStore(batch_env) as store:
         assert store.count("llm_cache") == 0  # the measured values annotate writes first stay; no request pending
+
+
+def test_a_batch_through_the_endpoints_batch_api(batch_env, tmp_path, monkeypatch):
+    from tools.testing import OpenAIStub
+
+    db, batch = batch_env, tmp_path / "batch.jsonl"
+    assert annotate(db, batch).exit_code == 0
+    n = len(batch.read_text().splitlines())
+    with OpenAIStub(pipeline_responder) as stub:
+        monkeypatch.setenv("WHYPREF_BASE_URL", stub.base_url)
+        submitted = runner.invoke(app, ["batch", "submit", str(batch)])
+        assert submitted.exit_code == 0, submitted.output
+        assert stub.files["file-1"] == batch.read_bytes() and stub.requests == 0  # uploaded as written; no call
+        [batch_id] = stub.batches
+        assert f"Batch {batch_id}: in_progress" in said(submitted) and f"whypref batch status {batch_id}" in said(
+            submitted
+        )
+        waiting = runner.invoke(app, ["batch", "status", batch_id, "--db", str(db)])
+        assert waiting.exit_code == 0 and "in_progress" in said(waiting) and "Results" not in said(waiting)
+        results = tmp_path / "out.jsonl"
+        done = runner.invoke(app, ["batch", "status", batch_id, "--db", str(db), "--results", str(results)])
+        assert done.exit_code == 0, done.output
+        assert f"completed; {n} of {n} requests done" in said(done) and f"{n} answers cached" in said(done)
+        assert len(results.read_text().splitlines()) == n
+        unknown = runner.invoke(app, ["batch", "status", "batch_404", "--db", str(db)])
+        problem = str(unknown.exception)  # main() prints it
+        assert unknown.exit_code == 1 and "Batch API answered 404" in problem and stub.base_url in problem
+    batch.unlink()
+    rerun = annotate(db, batch)  # the endpoint is gone: everything comes from the cache
+    assert rerun.exit_code == 0 and "Annotated 6 pairs" in said(rerun) and not batch.exists(), rerun.output

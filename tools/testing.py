@@ -6,13 +6,15 @@ test code (``tests/scripted.py``)."""
 
 from __future__ import annotations
 
+import email.policy
 import json
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,19 +115,27 @@ def run_batch_file(
     """Do what the OpenAI Batch API or ``vllm run-batch`` does with an input file: answer every request
     line with ``responder`` and write one result line per request (``fail(n)``, when it returns an
     error object, fails the n-th instead). Returns the number of results written."""
-    written = 0
-    with requests.open(encoding="utf-8") as lines, results.open("w", encoding="utf-8") as out:
-        for number, raw in enumerate(lines, 1):
-            request = json.loads(raw)
-            error = fail(number) if fail is not None else None
-            result: dict[str, Any] = {"id": f"batch_req_{number}", "custom_id": request["custom_id"], "error": error}
-            if error is None:
-                result["response"] = {"status_code": 200, "body": completion(request["body"], responder, number)}
-            else:
-                result["response"] = {"status_code": 500, "body": {"error": error}}
-            out.write(json.dumps(result) + "\n")
-            written += 1
-    return written
+    with requests.open(encoding="utf-8") as lines:
+        answered = batch_results(lines, responder, fail)
+    results.write_text("".join(line + "\n" for line in answered), encoding="utf-8")
+    return len(answered)
+
+
+def batch_results(
+    lines: Iterable[str], responder: Responder, fail: Callable[[int], dict[str, Any] | None] | None = None
+) -> list[str]:
+    """The result lines of a batch's request lines (see :func:`run_batch_file`)."""
+    answered = []
+    for number, raw in enumerate(lines, 1):
+        request = json.loads(raw)
+        error = fail(number) if fail is not None else None
+        result: dict[str, Any] = {"id": f"batch_req_{number}", "custom_id": request["custom_id"], "error": error}
+        if error is None:
+            result["response"] = {"status_code": 200, "body": completion(request["body"], responder, number)}
+        else:
+            result["response"] = {"status_code": 500, "body": {"error": error}}
+        answered.append(json.dumps(result))
+    return answered
 
 
 class OpenAIStub:
@@ -133,7 +143,9 @@ class OpenAIStub:
 
     ``fail(n)`` says how to answer the n-th request: None (normally), an HTTP status, or a
     :class:`Fault`; ``refuse(body)`` the same for what a request asks (e.g. a parameter the endpoint
-    does not support). Every request body is kept in ``bodies``.
+    does not support). Every request body is kept in ``bodies``. It also offers the Batch API
+    (``/v1/files``, ``/v1/batches``): a batch is answered by ``responder`` as it is created, and says
+    it is in progress the first time it is asked about, completed after that.
     """
 
     def __init__(
@@ -150,6 +162,8 @@ class OpenAIStub:
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         stub = self
 
@@ -159,11 +173,29 @@ class OpenAIStub:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def do_GET(self) -> None:
+                parts = self.path.strip("/").split("/")  # v1 batches ID, or v1 files ID content
+                if parts[1:2] == ["batches"] and parts[2] in stub.batches:
+                    batch = stub.batches[parts[2]]
+                    self._send(200, batch)
+                    batch["status"] = "completed"  # asked once while "in progress"
+                elif parts[1:2] == ["files"] and parts[2] in stub.files:
+                    self._send_text(200, stub.files[parts[2]].decode())
+                else:
+                    self._send(404, {"error": {"message": f"no {self.path}", "type": "invalid_request_error"}})
+
             def do_POST(self) -> None:
                 try:
-                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    raw = self.rfile.read(int(self.headers["Content-Length"]))
+                    if self.path.endswith("/files"):
+                        self._send(200, stub._keep_file(self.headers["Content-Type"], raw))
+                        return
+                    body = json.loads(raw)
                 except (ValueError, TypeError, ConnectionError):  # a client that gave up mid-request
                     self.close_connection = True
+                    return
+                if self.path.endswith("/batches"):
+                    self._send(200, stub._start_batch(body))
                     return
                 with stub._lock:
                     stub.requests += 1
@@ -209,6 +241,49 @@ class OpenAIStub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _keep_file(self, content_type: str, raw: bytes) -> dict[str, Any]:
+        """An uploaded (multipart) file, kept under a new id."""
+        form = BytesParser(policy=email.policy.default).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+        )
+        upload = next(
+            part for part in form.iter_parts() if part.get_param("name", header="content-disposition") == "file"
+        )
+        data = upload.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = data
+        name = upload.get_filename() or "upload"
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 0,
+            "filename": name,
+            "purpose": "batch",
+            "status": "processed",
+        }
+
+    def _start_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        answered = batch_results(self.files[body["input_file_id"]].decode().splitlines(), self.responder)
+        with self._lock:
+            batch_id, output_id = f"batch_{len(self.batches) + 1}", f"file-{len(self.files) + 1}"
+            self.files[output_id] = "".join(line + "\n" for line in answered).encode()
+            counts = {"total": len(answered), "completed": len(answered), "failed": 0}
+            self.batches[batch_id] = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "input_file_id": body["input_file_id"],
+                "completion_window": body["completion_window"],
+                "created_at": 0,
+                "status": "in_progress",
+                "output_file_id": output_id,
+                "request_counts": counts,
+            }
+        return self.batches[batch_id]
 
     @property
     def base_url(self) -> str:
