@@ -13,7 +13,7 @@ measured annotation, fit (grouped CV over the penalty grid, no held-out evaluati
 (in-domain, nested CV) and explain (no bootstrap). Peak RSS is given twice: of the step's largest
 process (``ru_maxrss``) and of its process tree (worker processes included: the sum of their
 proportional set sizes, so pages a forked worker shares with its parent count once; sampled from /proc
-every 0.2 s). ``--steps`` runs only some
+every second: it reads /proc, which costs CPU). ``--steps`` runs only some
 steps (e.g. ``--pairs 1000000 --steps import annotate fit explain``: the million-pair target, which
 leaves out evaluate). Results are added to benchmarks/out/scale.json by number of pairs.
 """
@@ -133,7 +133,7 @@ class TreeSampler(threading.Thread):
         self.pid, self.peak, self.done = pid, 0.0, threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.2):
+        while not self.done.wait(1.0):
             self.peak = max(self.peak, tree_pss_mb(self.pid))
 
 
