@@ -63,23 +63,6 @@ def test_generic_import_with_options(tmp_path):
         assert {(m.name, m.kind.value) for m in store.mechanisms()} == {("crowd", "human"), ("gpt", "unknown")}
 
 
-def test_demo_main_job_without_an_llm(tmp_path):
-    out = invoke("demo", "--dir", tmp_path / "demo", "--measured-only")
-    assert "Report:" in out and "## judge-verbose" in out
-    with ConceptStore(tmp_path / "demo" / "demo.db") as store:
-        assert store.domains() == ["coding", "cooking", "health"]
-        assert {m.kind.value for m in store.mechanisms()} == {"human", "llm_judge"}
-        assert {c.kind.value for c in store.concepts()} == {"measured"}
-    # The length-loving judge is explained by length, as it was built; the report checks the rules.
-    report = (tmp_path / "demo" / "report" / "report.md").read_text()
-    human, judge = report.split("## judge-verbose", 1)
-    drivers = judge.split("Planted rules", 1)[0]
-    assert all(line.split(": ", 1)[1].startswith("Length") for line in drivers.splitlines() if line.startswith("- "))
-    assert "Planted rules recovered: 6 of 6." in judge
-    assert "HMDR on 300 pairs" in human and "code (Code" in human  # the coding rule, found by code blocks
-    assert "mining found" in report
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -28,7 +28,7 @@ def test_the_pinned_model_is_assembled_and_verified(settings):
 
 def test_one_discovery_batch_and_one_annotation_call(store, settings):
     store.add_labeled_pairs([i for i in demo_pairs(4) if i.pair.domain == "coding"])
-    llm = LLM.from_settings(settings.model_copy(update={"max_response_chars": 600}), store)
+    llm = LLM.from_settings(settings.model_copy(update={"max_response_chars": 250}), store)
     config = DiscoveryConfig(batches_per_domain=1, batch_size=2, concepts_per_batch=2, include_generic=False)
     result = Discovery(store, llm, config).run()
     assert llm.usage.stage("propose").calls >= 1 and result.batches == 1

@@ -296,3 +296,22 @@ def test_a_configuration_error_names_the_endpoint_that_gave_it(store, monkeypatc
         with pytest.raises(LLMAuthenticationError) as caught:
             LLM.from_settings(Settings(), store).run([request("a"), request("b")])
     assert caught.value.endpoint == bad.base_url and "Incorrect API key" in str(caught.value)
+
+
+def test_an_answer_cut_at_its_token_limit_is_asked_again_not_a_crash(store):
+    """The SDK refuses a structured answer that stopped at max_tokens (LengthFinishReasonError): whypref
+    re-asks, saying the answer was cut, and takes the next one."""
+    cut = {
+        "id": "chatcmpl-cut",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub",
+        "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": '{"c1'}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+    }
+    with OpenAIStub(ok, fail=lambda n: Fault(raw=json.dumps(cut)) if n == 1 else None) as stub:
+        llm = client(stub.base_url, store)
+        assert llm.run([request()]) == [Answer(c1=1)]
+    assert stub.requests == 2 and "cut off at the length limit" in stub.bodies[1]["messages"][-1]["content"]
+    assert stub.bodies[1]["messages"][-2] == {"role": "assistant", "content": '{"c1'}
+    assert llm.usage.stage("compare").completion_tokens == 20 + 5  # the cut answer's tokens count too

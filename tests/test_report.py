@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cli import app
 from tools.demo_job import run_demo
 from tools.errors import WhyprefError
 from tools.report import build_report, render_report, write_report
@@ -19,9 +21,44 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo's main job without an LLM on a small set: two mechanisms, planted rules, a report."""
-    return run_demo(tmp_path_factory.mktemp("demo"), 40, None)
+def demo_run(tmp_path_factory):
+    """The demo's main job without an LLM, as `whypref demo --measured-only` runs it: two mechanisms,
+    planted rules, a report. (The report's tests read the job's own answer; one run serves both.)"""
+    workdir = tmp_path_factory.mktemp("demo")
+    answers = []
+
+    def recorded(*args, **kwargs):
+        answers.append(run_demo(*args, **kwargs))
+        return answers[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tools.demo_job.run_demo", recorded)
+        result = CliRunner().invoke(app, ["demo", "--dir", str(workdir), "--measured-only"])
+    assert result.exit_code == 0, result.output
+    [answer] = answers
+    return answer, result.output, workdir
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    return demo_run[0]
+
+
+def test_demo_main_job_without_an_llm(demo_run):
+    _, out, workdir = demo_run
+    assert "Report:" in out and "## judge-verbose" in out
+    with ConceptStore(workdir / "demo.db") as store:
+        assert store.domains() == ["coding", "cooking", "health"]
+        assert {m.kind.value for m in store.mechanisms()} == {"human", "llm_judge"}
+        assert {c.kind.value for c in store.concepts()} == {"measured"}
+    # The length-loving judge is explained by length, as it was built; the report checks the rules.
+    report = (workdir / "report" / "report.md").read_text()
+    human, judge = report.split("## judge-verbose", 1)
+    drivers = judge.split("Planted rules", 1)[0]
+    assert all(line.split(": ", 1)[1].startswith("Length") for line in drivers.splitlines() if line.startswith("- "))
+    assert "Planted rules recovered: 6 of 6." in judge
+    assert "HMDR on 300 pairs" in human and "code (Code" in human  # the coding rule, found by code blocks
+    assert "mining found" in report
 
 
 def test_the_demo_writes_a_self_contained_report_naming_its_planted_rules(demo):
@@ -123,8 +160,9 @@ def test_the_report_in_a_real_browser(demo, tmp_path):
             page.fill("#filter", "length")
             visible = [cards.nth(k).is_visible() for k in range(total)]
             assert 0 < sum(visible) < total
-            page.locator(".concept details summary").first.click()
-            assert page.locator(".concept .chosen").first.is_visible()
+            shown = page.locator(".concept:visible")  # the cards the filter left
+            shown.locator("details summary").first.click()
+            assert shown.locator(".chosen").first.is_visible()
         finally:
             browser.close()
     assert problems == []

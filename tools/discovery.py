@@ -90,6 +90,12 @@ class Definitions(BaseModel):
     definitions: list[Definition]
 
 
+# Answer tokens per item: room for the longest answer the schema allows (about 3 characters a token, and
+# JSON's keys and quotes), so that no answer that fits is cut (a cut one is asked again).
+PROPOSE_TOKENS = 20 + (60 + 400) // 3  # a proposed concept's name and description
+DEFINE_TOKENS = 20 + 600 // 3  # a definition
+
+
 # -- configuration and results ------------------------------------------------------------------
 class DiscoveryConfig(BaseModel):
     mechanism: str = "human"  # whose choices say which response was chosen
@@ -370,7 +376,7 @@ class Discovery:
                             known=list(known),
                         ),
                         Proposal,
-                        max_tokens=60 * self.config.concepts_per_batch,
+                        max_tokens=20 + PROPOSE_TOKENS * self.config.concepts_per_batch,
                         expected_tokens=35 * self.config.concepts_per_batch,
                     ),
                 )
@@ -482,7 +488,7 @@ class Discovery:
                     ]
                 ),
                 Definitions,
-                max_tokens=120 * len(chunk),
+                max_tokens=20 + DEFINE_TOKENS * len(chunk),
                 expected_tokens=60 * len(chunk),
             )
             for chunk in chunks

@@ -542,6 +542,11 @@ class LLM:
                 await asyncio.sleep(health.delay(_Junk(f"the answer was not JSON ({error})"), attempt))
                 attempt += 1
                 continue
+            except openai.LengthFinishReasonError as error:
+                # The answer reached max_tokens and the SDK's parser refuses it: a cut answer, re-asked
+                # like one that does not fit.
+                health.succeeded()
+                return _cut_answer(error.completion)
             health.succeeded()
             assert isinstance(message, AIMessage)
             return message
@@ -567,7 +572,8 @@ class LLM:
             try:
                 return _parse(raw, request.schema), tokens
             except (ValidationError, ValueError) as error:
-                conversation += [("assistant", raw), ("user", _feedback(error))]
+                cut = (message.response_metadata or {}).get("finish_reason") == "length"
+                conversation += [("assistant", raw), ("user", _CUT_FEEDBACK if cut else _feedback(error))]
         logger.info("no valid answer after %d re-asks (stage %s): %.200s", self.validation_retries, request.stage, raw)
         self._last_invalid = raw
         return None, tokens
@@ -753,6 +759,22 @@ def _shared_loop() -> asyncio.AbstractEventLoop:
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="whypref-llm", daemon=True).start()
         return _loop
+
+
+_CUT_FEEDBACK = (
+    "Your answer was cut off at the length limit. Reply again with only the JSON object, shorter: brief strings."
+)
+
+
+def _cut_answer(completion: Any) -> AIMessage:
+    """The text of a completion that stopped at its token limit, as a message (with its usage)."""
+    usage = completion.usage
+    tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+    return AIMessage(
+        content=completion.choices[0].message.content or "" if completion.choices else "",
+        response_metadata={"finish_reason": "length"},
+        usage_metadata={"input_tokens": tokens[0], "output_tokens": tokens[1], "total_tokens": sum(tokens)},
+    )
 
 
 def _feedback(error: Exception) -> str:
