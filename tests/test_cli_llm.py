@@ -6,6 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from cli import app
+from tools.demo_data import write_demo_set
 from tools.store import ConceptStore
 
 runner = CliRunner()
@@ -19,8 +20,9 @@ def invoke(*args):
 
 def test_discover_annotate_and_manage_concepts(endpoint, tmp_path):
     db = tmp_path / "s.db"
-    invoke("demo", "--dir", tmp_path / "d", "--measured-only")
-    invoke("export", tmp_path / "pairs.jsonl", "--db", tmp_path / "d" / "demo.db")
+    write_demo_set(tmp_path / "demo.jsonl", 100)  # the demo's pairs (its fits are not needed here)
+    invoke("import", tmp_path / "demo.jsonl", "--db", tmp_path / "demo.db")
+    invoke("export", tmp_path / "pairs.jsonl", "--db", tmp_path / "demo.db")
     invoke("import", tmp_path / "pairs.jsonl", "--format", "whypref", "--db", db)
     dry = invoke("discover", "--db", db, "--batches", "1", "--dry-run")
     assert "Nothing was spent" in dry and endpoint.requests == 0
