@@ -400,8 +400,9 @@ class LLM:
 
     def estimate(self, requests: Sequence[Request[Any]]) -> Estimate:
         """What running these requests would cost: calls not in the cache, and their tokens."""
-        hits = self._cached([self.key(r) for r in requests])
-        todo = [r for r in requests if self.key(r) not in hits]
+        keys = [self.key(r) for r in requests]  # hashing a request is not free: once each
+        hits = self._cached(keys)
+        todo = [r for r, key in zip(requests, keys, strict=True) if key not in hits]
         prompt = sum(estimate_tokens(c) + 4 for r in todo for _, c in r.messages)
         completion = sum(r.expected_tokens for r in todo)
         price = self.usage.price
