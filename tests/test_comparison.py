@@ -79,7 +79,7 @@ def two_mechanisms(store, n_per_domain: int = 300, seed: int = 0) -> None:
     )
 
 
-def test_differences_use_the_same_pairs_and_penalties_and_only_report_what_the_interval_shows(store):
+def test_differences_use_the_same_pairs_and_penalties_and_only_report_what_the_interval_shows(store, monkeypatch):
     two_mechanisms(store)
     result = weight_differences(store, "first", "second", top_k=5, n_bootstrap=100)
     assert result.n_pairs == 900 - 40  # both fitted on the pairs neither tied
@@ -95,6 +95,10 @@ def test_differences_use_the_same_pairs_and_penalties_and_only_report_what_the_i
     assert flagged <= 3  # the planted one, and at most a couple of chance findings among 15 comparisons
     one = weight_differences(store, "first", "second", domains=["d1"], top_k=1, n_bootstrap=20)
     assert [d.domain for d in one.domains] == ["d1"] and len(one.domains[0].concepts) <= 1
+    with monkeypatch.context() as patched:  # both are in the store now: asked again, read, not refitted
+        patched.setattr("tools.comparison.shared_penalty_search", None)
+        assert weight_differences(store, "first", "second", top_k=5, n_bootstrap=100) == result
+        assert weight_differences(store, "first", "second", domains=["d1"], top_k=1, n_bootstrap=20) == one
     with pytest.raises(WhyprefError, match="no shared non-tie pairs in domain"):
         weight_differences(store, "first", "second", domains=["nowhere"], n_bootstrap=5)
 

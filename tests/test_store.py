@@ -132,8 +132,9 @@ def test_cache_models_and_runs(store):
     record = FittedModelRecord(
         id="m1", mechanism="human", model_type="hmdr", payload=payload, metrics=ModelMetrics(cv_log_loss=0.6, pairs=9)
     )
-    store.save_model(record)
-    assert store.models(mechanism="human") == [record]
+    saved = store.save_model(record)
+    assert store.models(mechanism="human") == [saved] and store.model("m1") == saved and store.model("m2") is None
+    assert saved == record.model_copy(update={"created_at": saved.created_at})
     # A record an older whypref wrote (untyped weights) is named with what to do, not half-read.
     store.db["models"].insert({**store.db["models"].get("m1"), "id": "m0", "payload": '{"coef": [0.5, 0.0]}'})
     with pytest.raises(StoreError, match="model m0 was stored by an older whypref; refit 'human'"):

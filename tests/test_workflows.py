@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import tools.result_cache
+import tools.workflows
 from cli import app
 from tools.concepts import Concept, ConceptScope, ConceptValue
-from tools.design import load_design, scope_masks, store_planted
+from tools.design import PLANTED_ANNOTATOR, load_design, scope_masks, store_planted
 from tools.errors import InputError, StoreError, WhyprefError
 from tools.importers.values import import_values
 from tools.planted import make_planted
@@ -70,12 +72,53 @@ def test_fit_stores_a_model_that_reloads_identically(planted):
     (evaluated,) = [r for r in evaluate_mechanism(store, "planted", protocol="in-domain", models=["hmdr"]).rows[:1]]
     assert report.evaluation is not None and report.evaluation.row("hmdr") == evaluated
     assert 60 < evaluated.non_tie_accuracy <= 100
-    again = fit_mechanism(store, "planted")
-    assert again.model_id == report.model_id and len(store.models(mechanism="planted")) == 1  # same inputs, same id
     record, model = load_model(store, "planted")
     design = load_design(store, "planted")
     scores = model.decision_function(design.X, domains=design.domains)
     assert np.isfinite(scores).all() and model.score(design.X, design.y, domains=design.domains) > 0.6
+
+
+def test_a_fit_of_inputs_the_store_holds_is_answered_from_the_store(planted, monkeypatch):
+    store, _ = planted
+    fit = fit_mechanism(store, "planted")
+    fit_mechanism(store, "planted", grouped=False, evaluate=False)  # other inputs: another model, now the latest
+    assert len(store.models(mechanism="planted")) == 2 and load_model(store, "planted")[0].id != fit.model_id
+
+    def refit(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("tools.workflows.grid_search_cv", refit)
+        patched.setattr("tools.workflows._evaluate", refit)
+        assert fit_mechanism(store, "planted") == fit  # the same report, from the store
+        assert load_model(store, "planted")[0].id == fit.model_id  # and the latest model again
+        with pytest.raises(AssertionError, match="fitted again"):  # evaluating what was fitted without it
+            fit_mechanism(store, "planted", grouped=False)
+    evaluated = fit_mechanism(store, "planted", grouped=False)
+    assert evaluated.evaluation is not None and len(store.models(mechanism="planted")) == 2
+    # Any change of the inputs is a new model: one concept value here.
+    pair_id, concept_id = load_design(store, "planted").pair_ids[0], store.concepts()[0].id
+    store.put_values([ConceptValue(pair_id=pair_id, concept_id=concept_id, annotator=PLANTED_ANNOTATOR, value=7.0)])
+    assert fit_mechanism(store, "planted", evaluate=False).model_id != fit.model_id
+
+
+def test_bootstrap_intervals_are_kept_by_their_inputs_and_code(planted, monkeypatch):
+    store, _ = planted
+    fit_mechanism(store, "planted", evaluate=False)
+    first = explain_global(store, "planted", n_bootstrap=20)
+    computed = []
+    real = tools.workflows.bootstrap_global_lift
+    monkeypatch.setattr(tools.workflows, "bootstrap_global_lift", lambda *a, **k: computed.append(1) or real(*a, **k))
+    assert explain_global(store, "planted", n_bootstrap=20) == first and not computed  # read from the store
+    explain_global(store, "planted", n_bootstrap=21)  # another number of refits
+    assert len(computed) == 1
+    pair_id, concept_id = load_design(store, "planted").pair_ids[0], store.concepts()[0].id
+    store.put_values([ConceptValue(pair_id=pair_id, concept_id=concept_id, annotator=PLANTED_ANNOTATOR, value=9.0)])
+    explain_global(store, "planted", n_bootstrap=20)  # the model explained on other values
+    assert len(computed) == 2
+    monkeypatch.setattr(tools.result_cache, "code_version", lambda: "another whypref")
+    explain_global(store, "planted", n_bootstrap=20)
+    assert len(computed) == 3
 
 
 def test_explanations_global_and_local(planted, tmp_path):

@@ -21,12 +21,13 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
 from tools.concepts import Concept
-from tools.design import load_design, scope_masks
+from tools.design import Design, load_design, scope_masks
 from tools.errors import WhyprefError
 from tools.explain import lift_table
 from tools.model_selection import shared_penalty_search
 from tools.pairs import Verdict
 from tools.resampling import ClusterBootstrap, percentile_interval
+from tools.result_cache import array_digest, stored_result
 from tools.stats import Agreement, agreement
 from tools.store import ConceptStore
 from tools.workflows import load_model, model_concepts
@@ -187,6 +188,40 @@ def weight_differences(
     unknown = [d for d in chosen if d not in set(common.domains.tolist())]
     if unknown:
         raise WhyprefError(f"no shared non-tie pairs in domain(s) {', '.join(unknown)}")
+    inputs = [first, second, common.digest(), array_digest(y2), chosen, top_k, n_bootstrap, confidence, random_state]
+    return stored_result(
+        store,
+        "weight differences",
+        inputs,
+        MechanismDifferences,
+        lambda: _differences(
+            first,
+            second,
+            common,
+            y2,
+            chosen,
+            fitting_notes.lines(),
+            top_k=top_k,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            random_state=random_state,
+        ),
+    )
+
+
+def _differences(
+    first: str,
+    second: str,
+    common: Design,
+    y2: NDArray[np.int64],
+    chosen: list[str],
+    notes: list[str],
+    *,
+    top_k: int,
+    n_bootstrap: int,
+    confidence: float,
+    random_state: int,
+) -> MechanismDifferences:
     X, d, shared, masks = common.X, common.domains, common.shared_mask, common.domain_masks
     try:
         params, (model1, model2) = shared_penalty_search(
@@ -243,5 +278,5 @@ def weight_differences(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         domains=result,
-        notes=fitting_notes.lines(),
+        notes=notes,
     )

@@ -18,7 +18,8 @@ from tools.grouping import pair_groups
 from tools.model_selection import MIN_DOMAIN_PAIRS, EvaluationData
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict, turns
 from tools.planted import PlantedData
-from tools.store import ConceptStore
+from tools.result_cache import array_digest
+from tools.store import ConceptStore, content_key
 
 _Y = {Verdict.A.value: 1, Verdict.B.value: -1, Verdict.TIE.value: 0}
 
@@ -78,6 +79,16 @@ class Design:
     @property
     def concept_names(self) -> list[str]:
         return [c.name for c in self.concepts]
+
+    def digest(self) -> str:
+        """A digest of every input the analyses read (values, labels, domains, pairs, concepts with their
+        names and scopes, groups, lengths): equal digests, equal results."""
+        masks = [self.domain_masks[d] for d in sorted(self.domain_masks)]
+        arrays = array_digest(
+            self.X, self.y, self.domains.astype(str), self.groups, self.lengths, self.shared_mask, *masks
+        )
+        concepts = [c.model_dump(mode="json", exclude={"provenance"}) for c in self.concepts]
+        return content_key([arrays, self.pair_ids, concepts, sorted(self.domain_masks)])
 
     def subset(self, keep: NDArray[np.bool_]) -> Design:
         """These rows only; domains left without rows lose their mask."""

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.model_names import ModelVariant
-from tools.scores import Evaluation
+from tools.scores import CVRow, Evaluation
 
 if TYPE_CHECKING:
     from tools.hmdr import HierarchicalMultiDomainRegression
@@ -76,3 +76,7 @@ class ModelMetrics(BaseModel):
     cv_log_loss: float
     pairs: int
     evaluation: Evaluation | None = None
+    # What a fit reports besides the weights, so that fitting the same inputs again reports it from the
+    # store (None in models stored before they were kept: those are refitted).
+    cv: CVRow | None = None
+    evaluation_note: str | None = None

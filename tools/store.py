@@ -140,6 +140,12 @@ _TABLES: dict[str, dict[str, Any]] = {
         },
         "pk": ("run_id", "iteration", "concept_id"),
     },
+    # Analyses that take seconds (bootstrap intervals, paired differences), kept as JSON by a key that
+    # names all their inputs and the code (tools/code_version.py): a repeated one is read, not redone.
+    "results": {
+        "columns": {"key": str, "kind": str, "value": str, "created_at": str},
+        "pk": "key",
+    },
 }
 
 _INDEXES: list[tuple[str, list[str]]] = [
@@ -157,7 +163,8 @@ def _dumps(value: Any) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: the latest of a mechanism's models is the last saved, even within one second.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def content_key(payload: Any) -> str:
@@ -689,16 +696,27 @@ class ConceptStore:
         return matrix
 
     # -- fitted models and runs ---------------------------------------------------------------
-    def save_model(self, record: FittedModelRecord) -> None:
+    def save_model(self, record: FittedModelRecord) -> FittedModelRecord:
+        """Store the model (replacing one of the same id) as its mechanism's latest: stamped now. Returns
+        the record as stored."""
+        record = record.model_copy(update={"created_at": _now()})
         row = record.model_dump(mode="json")
         for column in ("params", "payload", "metrics"):
             row[column] = _dumps(row[column])
         with self.atomic():
             self.db["models"].upsert(row, pk="id")  # type: ignore[union-attr]
+        return record
+
+    def model(self, model_id: str) -> FittedModelRecord | None:
+        """The stored model of this id, if any."""
+        found = self._model_records(" where id = ?", [model_id])
+        return found[0] if found else None
 
     def models(self, *, mechanism: str | None = None) -> list[FittedModelRecord]:
         """Fitted models, oldest first; one stored by a whypref whose records differ is named, not skipped."""
-        where, args = (" where mechanism = ?", [mechanism]) if mechanism else ("", [])
+        return self._model_records(*((" where mechanism = ?", [mechanism]) if mechanism else ("", [])))
+
+    def _model_records(self, where: str, args: list[str]) -> list[FittedModelRecord]:
         records = []
         for row in self.db.query(f"select * from models{where} order by created_at, id", args):
             try:
@@ -767,6 +785,16 @@ class ConceptStore:
             ConceptDecision(**{**row, "concept": json.loads(row["concept"]), "metrics": json.loads(row["metrics"])})
             for row in self.db.query(query, [run_id])
         ]
+
+    # -- computed results --------------------------------------------------------------------
+    def result(self, key: str) -> str | None:
+        """A stored analysis's JSON, if this key was computed here."""
+        row = next(self.db.query("select value from results where key = ?", [key]), None)
+        return None if row is None else str(row["value"])
+
+    def save_result(self, key: str, kind: str, value: str) -> None:
+        with self.atomic():
+            self.db["results"].upsert({"key": key, "kind": kind, "value": value, "created_at": _now()}, pk="key")  # type: ignore[union-attr]
 
     # -- LLM call cache -----------------------------------------------------------------------
     def cached_call(self, key: str) -> CachedCall | None:

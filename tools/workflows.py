@@ -26,6 +26,7 @@ from tools.model_selection import (
     evaluate_out_of_domain,
     grid_search_cv,
 )
+from tools.result_cache import code_version, stored_result
 from tools.scores import CVRow, Evaluation
 from tools.store import ConceptStore, FittedModelRecord, content_key
 
@@ -81,14 +82,6 @@ def _design(store: ConceptStore, mechanism: str, annotator: str | None, source: 
     return design
 
 
-def _array_digest(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(str(array.shape).encode())
-    return digest.hexdigest()
-
-
 def _coincide(design: Design, models: list[ModelVariant]) -> tuple[list[ModelVariant], list[str]]:
     """Flat and shared are one model when every concept is shared: keep one, and say so."""
     if "flat" in models and "shared" in models and design.shared_mask.all():
@@ -108,7 +101,8 @@ def fit_mechanism(
     grouped: bool = True,
 ) -> FitReport:
     """Choose the penalties by grouped 5-fold CV, refit on all non-tie pairs, store the model, and
-    report its held-out accuracy by the in-domain protocol beside the length baselines."""
+    report its held-out accuracy by the in-domain protocol beside the length baselines. A model the
+    store holds for the same inputs is reported from the store, not fitted again."""
     full = _design(store, mechanism, annotator, source)
     design, fitting_notes = full.for_fitting()
     notes = fitting_notes.lines()
@@ -118,6 +112,48 @@ def fit_mechanism(
         )
     if model in ("flat", "shared") and design.shared_mask.all():
         notes.append("flat and shared coincide here (every concept is shared)")
+    # The id names every input (the whole design, ties and lengths included, as the evaluation reads them;
+    # the choices; the code), so the store answers a repeated fit.
+    model_id = content_key([mechanism, model, annotator, source, grouped, code_version(), full.digest()])[:16]
+    record = store.model(model_id)
+    if record is None or record.metrics.cv is None:  # models stored before the CV row was kept are refitted
+        record = _fit_record(model_id, mechanism, model, design, annotator, source, grouped, notes)
+    if evaluate and record.metrics.evaluation is None and record.metrics.evaluation_note is None:
+        metrics = record.metrics.model_copy()
+        try:
+            metrics.evaluation = _evaluate(full, EvaluationProtocol.IN_DOMAIN, [model], grouped=grouped)
+        except (WhyprefError, ValueError) as error:
+            metrics.evaluation_note = f"held-out accuracy not computed: {error}"
+        record = record.model_copy(update={"metrics": metrics})
+    record = store.save_model(record)
+    assert record.metrics.cv is not None  # set by _fit_record, or the record was refitted
+    return FitReport(
+        model_id=model_id,
+        mechanism=mechanism,
+        model=model,
+        pairs=len(design.y),
+        ties_left_out=len(full.y) - len(design.y),
+        concepts=len(design.concepts),
+        domains=record.payload.domains,
+        params=record.metrics.cv.params,
+        cv=record.metrics.cv,
+        evaluation=record.metrics.evaluation,
+        evaluation_note=record.metrics.evaluation_note,
+        notes=record.payload.notes,
+    )
+
+
+def _fit_record(
+    model_id: str,
+    mechanism: str,
+    model: ModelVariant,
+    design: Design,
+    annotator: str | None,
+    source: str | None,
+    grouped: bool,
+    notes: list[str],
+) -> FittedModelRecord:
+    """Choose the penalties by grouped 5-fold CV and refit on all of ``design``'s pairs."""
     try:
         result = grid_search_cv(
             model,
@@ -132,38 +168,13 @@ def fit_mechanism(
         raise WhyprefError(f"fitting {mechanism!r} failed ({error}): too few pairs per domain and label") from error
     estimator = result.estimator
     chosen = next(row for row in result.table if row.params == result.best_params)
-    model_id = content_key(
-        [mechanism, model, annotator, source, design.concept_ids, design.pair_ids, _array_digest(design.X, design.y)]
-    )[:16]
-    evaluation, evaluation_note = None, None
-    if evaluate:
-        try:
-            evaluation = _evaluate(full, EvaluationProtocol.IN_DOMAIN, [model], grouped=grouped)
-        except (WhyprefError, ValueError) as error:
-            evaluation_note = f"held-out accuracy not computed: {error}"
-    store.save_model(
-        FittedModelRecord(
-            id=model_id,
-            mechanism=mechanism,
-            model_type=model,
-            params={k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | bool)},
-            payload=ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes),
-            metrics=ModelMetrics(cv_log_loss=chosen.log_loss, pairs=len(design.y), evaluation=evaluation),
-        )
-    )
-    return FitReport(
-        model_id=model_id,
+    return FittedModelRecord(
+        id=model_id,
         mechanism=mechanism,
-        model=model,
-        pairs=len(design.y),
-        ties_left_out=len(full.y) - len(design.y),
-        concepts=len(design.concepts),
-        domains=[str(d) for d in estimator.domains_],
-        params=result.best_params,
-        cv=chosen,
-        evaluation=evaluation,
-        evaluation_note=evaluation_note,
-        notes=notes,
+        model_type=model,
+        params={k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | bool)},
+        payload=ModelPayload.of(estimator, design.concept_ids, annotator=annotator, source=source, notes=notes),
+        metrics=ModelMetrics(cv_log_loss=chosen.log_loss, pairs=len(design.y), cv=chosen),
     )
 
 
@@ -257,9 +268,12 @@ def explain_global(
     names = [c.name for c in model_concepts(store, record)]
     design, notes = model_design(store, mechanism, record)
     by_domain = {d: notes.of_domain(d) for d in set(design.domains.tolist())}
-    if n_bootstrap:
+    if domain is not None and domain not in by_domain:  # before any work: a refused call changes nothing
+        raise WhyprefError(f"model {record.id} has no domain {domain!r} (has: {', '.join(sorted(by_domain))})")
+
+    def bootstrap() -> GlobalLift:
         try:
-            lift = bootstrap_global_lift(
+            return bootstrap_global_lift(
                 estimator,
                 design.X,
                 design.y,
@@ -275,13 +289,13 @@ def explain_global(
             raise WhyprefError(
                 f"bootstrap on {mechanism!r} failed ({error}): too few pairs for resampling; try --bootstrap 0"
             ) from error
+
+    if n_bootstrap:  # the model's id names its weights; the design, the rows it is explained on now
+        inputs = [record.id, design.digest(), names, n_bootstrap]
+        lift = stored_result(store, "global lift", inputs, GlobalLift, bootstrap)
     else:
         lift = global_lift(estimator, design.X, design.domains, names, notes=by_domain)
     if domain is not None:
-        if domain not in {entry.domain for entry in lift.domains}:
-            raise WhyprefError(
-                f"model {record.id} has no domain {domain!r} (has: {', '.join(e.domain for e in lift.domains)})"
-            )
         lift = lift.model_copy(update={"domains": [e for e in lift.domains if e.domain == domain]})
     lift = lift.top(top_k)
     explanation = GlobalExplanation(
