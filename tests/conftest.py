@@ -48,17 +48,24 @@ def demo_fitted(store):
     return store
 
 
-# The longest modules start first, so that the workers (pytest -n auto) finish about together.
+# The longest modules start first, so that the workers (pytest -n auto) finish about together (xdist's
+# own order, by number of tests, is turned off in pyproject.toml: --no-loadscope-reorder).
 LONGEST_FIRST = (  # measured module totals (`pytest --durations=0`), longest first
     "test_embedded_model.py",
     "test_workflows.py",
-    "test_agent.py",
-    "test_demo_endpoint.py",
     "test_mcp_transports.py",
+    "test_agent.py",
     "test_mcp_server.py",
     "test_llm_failures.py",
     "test_report.py",
+    "test_demo_endpoint.py",
     "test_mcp_agent.py",
+    "test_mining.py",
+    "test_campaign.py",
+    "test_judge.py",
+    "test_mcp_llm.py",
+    "test_public_api.py",
+    "test_mcp_applications.py",
 )
 
 

@@ -30,6 +30,7 @@ def config(**changes) -> AgentConfig:
         "patience": 3,
         "batches_per_iteration": 3,
         "max_calls": 100_000,
+        "n_splits": 3,  # the agent's CV folds: fewer than a user's 5 prove the same, faster
     }
     return AgentConfig(**(base | changes))
 
@@ -173,7 +174,8 @@ def test_a_kill_between_decide_and_its_checkpoint_loses_no_snapshot(tmp_path, mo
     must keep the snapshots it recorded (the only copy of the deleted concepts)."""
     whole = planted_store(tmp_path / "whole.db")
     _, llm = make_llm(whole)
-    expected = start_run(whole, llm, config(max_iterations=2), InMemorySaver(), run_id="run")
+    settings = config(max_iterations=2, n_splits=5)  # with 5 folds, round 2 turns concepts away
+    expected = start_run(whole, llm, settings, InMemorySaver(), run_id="run")
     snapshots = {(d.iteration, d.concept_id): d.concept for d in whole.decisions("run")}
     deleted = [k for k, d in snapshots.items() if d and d["name"] not in {c.name for c in whole.concepts()}]
     assert deleted  # the run turned some concepts away
@@ -191,7 +193,7 @@ def test_a_kill_between_decide_and_its_checkpoint_loses_no_snapshot(tmp_path, mo
     monkeypatch.setattr(agent.nodes, "_event", dies_after_deciding)
     _, first_llm = make_llm(store)
     with sqlite_checkpointer(store.path) as saver, pytest.raises(KeyboardInterrupt):
-        start_run(store, first_llm, config(max_iterations=2), saver, run_id="run")
+        start_run(store, first_llm, settings, saver, run_id="run")
     assert killed
     _, second_llm = make_llm(store)
     with sqlite_checkpointer(store.path) as saver:
