@@ -131,6 +131,19 @@ def test_sparse_equals_dense(planted: PlantedData, to_sparse: type) -> None:
     )
 
 
+@pytest.mark.parametrize("to_rows", [np.asarray, sp.csr_matrix])
+def test_rows_in_chunks_that_cut_domains_fit_the_same_model(
+    planted: PlantedData, to_rows: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = fit(planted, tol=TIGHT)
+    monkeypatch.setattr("tools.hmdr._CHUNK_ROWS", 37)  # every domain's rows span several chunks
+    chunked = HierarchicalMultiDomainRegression(tol=TIGHT).fit(
+        to_rows(planted.X), planted.y, planted.domains, planted.shared_mask, planted.domain_masks
+    )
+    np.testing.assert_allclose(chunked.coef_shared_, whole.coef_shared_, atol=1e-10)
+    np.testing.assert_allclose(chunked.coef_domain_, whole.coef_domain_, atol=1e-10)
+
+
 def test_explicit_augmentation_equals_implicit(planted: PlantedData) -> None:
     implicit = fit(planted, tol=TIGHT)
     augmented = HierarchicalMultiDomainRegression(tol=TIGHT).fit(

@@ -62,8 +62,23 @@ class _Chunk:
     X: Matrix
     domain: NDArray[np.intp]  # domain of every row
     segment_domain: NDArray[np.intp]  # domains present, in order
-    segment_start: NDArray[np.intp]  # first row of each of them
     local_domain: NDArray[np.intp]  # index of each row's domain among the present ones
+    segments: list[slice]  # the rows of each present domain
+
+    def margins(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(n_rows, 2) margins: column 0 with ``b`` alone, column 1 with ``b + s(d)``."""
+        if isinstance(self.X, np.ndarray):
+            # Domain by domain, both columns in one pass over the rows (a product per column, or a
+            # weight row gathered per sample, would cost two or three).
+            weights = np.empty((theta.shape[0] - 1, theta.shape[1], 2))
+            weights[:, :, 0] = theta[0]
+            weights[:, :, 1] = theta[0] + theta[1:]
+            margins = np.empty((self.domain.size, 2))
+            for rows, d in zip(self.segments, self.segment_domain.tolist(), strict=True):
+                margins[rows] = self.X[rows] @ weights[d]
+            return margins
+        shared = self.X @ theta[0]
+        return np.column_stack((shared, shared + _row_dots(self.X, theta[1:][self.domain])))
 
     def sums(
         self, shared: NDArray[np.float64], domain: NDArray[np.float64], squared: bool = False
@@ -73,11 +88,16 @@ class _Chunk:
         values = self.X.multiply(self.X) if squared and not isinstance(self.X, np.ndarray) else self.X
         if isinstance(values, np.ndarray):
             values = values * values if squared else values
-            # One matrix product: the residuals spread over a column for b and one per domain.
-            spread = np.zeros((shared.size, 1 + self.segment_domain.size))
-            spread[:, 0] = shared
-            spread[np.arange(shared.size), 1 + self.local_domain] = domain
-            return values.T.dot(spread).T
+            # Domain by domain, both sums in one pass over the rows (a product against a column per
+            # domain would cost as many passes as there are domains).
+            residuals = np.vstack((shared, domain))
+            result = np.empty((1 + self.segment_domain.size, values.shape[1]))
+            result[0] = 0.0
+            for k, rows in enumerate(self.segments):
+                both = residuals[:, rows] @ values[rows]
+                result[0] += both[0]
+                result[1 + k] = both[1]
+            return result
         onehot = sp.csr_matrix(
             (domain, (1 + self.local_domain, np.arange(domain.size))), shape=(1 + self.segment_domain.size, domain.size)
         )
@@ -137,9 +157,7 @@ class _Problem:
         """Return (n_samples, 2) margins: column 0 with ``b`` alone, column 1 with ``b + s(d)``."""
         margins = np.empty((self.data.signs.size, 2))
         for chunk in self.data.chunks:
-            shared = chunk.X @ theta[0]
-            margins[chunk.rows, 0] = shared
-            margins[chunk.rows, 1] = shared + _row_dots(chunk.X, theta[1:][chunk.domain])
+            margins[chunk.rows] = chunk.margins(theta)
         return margins
 
     def loss(self, margins: NDArray[np.float64]) -> float:
@@ -227,14 +245,15 @@ def _prepare(
         rows = slice(start, min(start + _CHUNK_ROWS, X.shape[0]))
         domain = domain_index[rows]
         present, first = np.unique(domain, return_index=True)
+        stops = [*first[1:].tolist(), domain.size]
         chunks.append(
             _Chunk(
                 rows=rows,
                 X=X[rows],
                 domain=domain,
                 segment_domain=present,
-                segment_start=first,
                 local_domain=np.searchsorted(present, domain),
+                segments=[slice(a, b) for a, b in zip(first.tolist(), stops, strict=True)],
             )
         )
     # 0.25 bounds the logistic curvature.
