@@ -116,8 +116,9 @@ def fit_command(
     for note in report.notes:
         if note not in shown:
             console.print(f"note: {note}", highlight=False)
+    stored = "read from the store (fitted before on the same inputs)" if report.from_store else "stored"
     console.print(
-        f"Model {report.model_id} stored. Next: whypref explain -m {mechanism} --db {str(db)}",
+        f"Model {report.model_id} {stored}. Next: whypref explain -m {mechanism} --db {str(db)}",
         highlight=False,
     )
 

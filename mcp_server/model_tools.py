@@ -292,6 +292,8 @@ def register(server: MCPServer[Any], settings: ServerSettings) -> None:
 def _fit_answer(report: FitReport, ood: Evaluation | None, notes: list[str]) -> FitAnswer:
     if report.evaluation_note:
         notes.append(report.evaluation_note)
+    if report.from_store:
+        notes.append("read from the store: fitted before on the same inputs (pairs, values, concepts, choices, code)")
     return FitAnswer(
         model_id=report.model_id,
         mechanism=report.mechanism,

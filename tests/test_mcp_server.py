@@ -139,6 +139,9 @@ async def test_fit_returns_in_domain_and_out_of_domain_accuracy(settings):
         assert out["model_id"] in {r.id for r in store.models(mechanism="human")}
     detail = await read(settings, out["full"])  # the whole evaluation is one read away
     assert detail["model"]["metrics"]["evaluation"]["protocol"] == "in-domain"
+    again = await call(settings, "fit", {"mechanism": "human", "ood_repeats": 1})
+    assert again["model_id"] == out["model_id"] and again["in_domain"] == out["in_domain"]
+    assert any(n.startswith("read from the store") for n in again["notes"])
 
 
 async def test_fit_stands_when_out_of_domain_accuracy_cannot_be_computed(settings):

@@ -81,6 +81,7 @@ def test_fit_stores_a_model_that_reloads_identically(planted):
 def test_a_fit_of_inputs_the_store_holds_is_answered_from_the_store(planted, monkeypatch):
     store, _ = planted
     fit = fit_mechanism(store, "planted")
+    assert not fit.from_store
     fit_mechanism(store, "planted", grouped=False, evaluate=False)  # other inputs: another model, now the latest
     assert len(store.models(mechanism="planted")) == 2 and load_model(store, "planted")[0].id != fit.model_id
 
@@ -90,7 +91,7 @@ def test_a_fit_of_inputs_the_store_holds_is_answered_from_the_store(planted, mon
     with monkeypatch.context() as patched:
         patched.setattr("tools.workflows.grid_search_cv", refit)
         patched.setattr("tools.workflows._evaluate", refit)
-        assert fit_mechanism(store, "planted") == fit  # the same report, from the store
+        assert fit_mechanism(store, "planted") == fit.model_copy(update={"from_store": True})  # read back
         assert load_model(store, "planted")[0].id == fit.model_id  # and the latest model again
         with pytest.raises(AssertionError, match="fitted again"):  # evaluating what was fitted without it
             fit_mechanism(store, "planted", grouped=False)
@@ -221,6 +222,8 @@ def test_cli_fit_evaluate_explain(tmp_path):
     assert len(list((tmp_path / "r").glob("*.png"))) == 1
     bad = runner.invoke(app, ["evaluate", "--db", db, "-m", "planted", "--model", "forest"])
     assert bad.exit_code != 0 and "'forest' is not one of 'hmdr'" in bad.output and "--model" in bad.output
+    again = runner.invoke(app, ["fit", "--db", db, "-m", "planted"])  # the same inputs: the stored model
+    assert again.exit_code == 0 and "read from the store (fitted before on the same inputs)" in again.output
 
 
 def add_shapes(store, data) -> None:

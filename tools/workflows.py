@@ -46,6 +46,10 @@ class FitReport(BaseModel):
     )
     evaluation_note: str | None = Field(default=None, description="Why the evaluation is missing.")
     notes: list[str] = Field(default_factory=list, description="Domains skipped or restricted, models that coincide.")
+    from_store: bool = Field(
+        default=False,
+        description="Fitted earlier on the same inputs (pairs, values, concepts, choices, code): read back.",
+    )
 
 
 class LocalConcept(BaseModel):
@@ -116,7 +120,8 @@ def fit_mechanism(
     # the choices; the code), so the store answers a repeated fit.
     model_id = content_key([mechanism, model, annotator, source, grouped, code_version(), full.digest()])[:16]
     record = store.model(model_id)
-    if record is None or record.metrics.cv is None:  # models stored before the CV row was kept are refitted
+    from_store = record is not None and record.metrics.cv is not None  # (older records lack the CV row)
+    if record is None or record.metrics.cv is None:
         record = _fit_record(model_id, mechanism, model, design, annotator, source, grouped, notes)
     if evaluate and record.metrics.evaluation is None and record.metrics.evaluation_note is None:
         metrics = record.metrics.model_copy()
@@ -140,6 +145,7 @@ def fit_mechanism(
         evaluation=record.metrics.evaluation,
         evaluation_note=record.metrics.evaluation_note,
         notes=record.payload.notes,
+        from_store=from_store,
     )
 
 
