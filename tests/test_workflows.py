@@ -97,6 +97,11 @@ def test_a_fit_of_inputs_the_store_holds_is_answered_from_the_store(planted, mon
             fit_mechanism(store, "planted", grouped=False)
     evaluated = fit_mechanism(store, "planted", grouped=False)
     assert evaluated.evaluation is not None and len(store.models(mechanism="planted")) == 2
+    # A model an older whypref stored without its CV row is fitted again, not half-read.
+    older = store.model(fit.model_id)
+    store.save_model(older.model_copy(update={"metrics": older.metrics.model_copy(update={"cv": None})}))
+    refitted = fit_mechanism(store, "planted")
+    assert not refitted.from_store and refitted.cv == fit.cv and store.model(fit.model_id).metrics.cv == fit.cv
     # Any change of the inputs is a new model: one concept value here.
     pair_id, concept_id = load_design(store, "planted").pair_ids[0], store.concepts()[0].id
     store.put_values([ConceptValue(pair_id=pair_id, concept_id=concept_id, annotator=PLANTED_ANNOTATOR, value=7.0)])
