@@ -39,8 +39,16 @@ def mcp_command(
     ] = [],  # noqa: B006
 ) -> None:
     """Serve the store over MCP: stdio for IDE hosts (Claude Desktop, VS Code...), or --http."""
-    # Imported here: the MCP SDK (and the LLM client the workspace holds) load only for this command.
     from mcp_server.http_auth import LOOPBACK, TOKEN_VARIABLE
+
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if http and host not in LOOPBACK and token is None:  # a usage error: said before anything loads
+        raise typer.BadParameter(
+            f"serving on {host} lets anyone who reaches it read and change the store: set {TOKEN_VARIABLE} "
+            "to a secret; clients then send `Authorization: Bearer <it>`",
+            param_hint="--host",
+        )
+    # Imported here: the MCP SDK (and the LLM client the workspace holds) load only for this command.
     from mcp_server.server import serve
     from mcp_server.workspace import Workspace
 
@@ -51,13 +59,6 @@ def mcp_command(
         Workspace(settings).prepare()  # checked before serving: a bad store is a usage error, not a traceback
     except WhyprefError as error:
         raise typer.BadParameter(str(error), param_hint="--db") from error
-    token = os.environ.get(TOKEN_VARIABLE) or None
-    if http and host not in LOOPBACK and token is None:
-        raise typer.BadParameter(
-            f"serving on {host} lets anyone who reaches it read and change the store: set {TOKEN_VARIABLE} "
-            "to a secret; clients then send `Authorization: Bearer <it>`",
-            param_hint="--host",
-        )
     serve(settings, "http" if http else "stdio", host, port, token, tuple(allow_origin))
 
 
