@@ -1,8 +1,9 @@
 """Analyses kept in the store by what they were computed from: a repeated one is read, not redone.
 
-A key names every input and the code: whypref's version and a digest of the library's source, so what
-other code computed is computed again, never reused as if this code had (as joblib.Memory checks a
-function's code). Results are deterministic (seeded), so a stored one is the one the code would return.
+A key names every input and the code (a digest of the library's source: any other version or edit
+counts), so what other code computed is computed again, never reused as if this code had (as
+joblib.Memory checks a function's code). Results are deterministic (seeded): a stored one is the one
+the code would return.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,7 +29,7 @@ def code_version() -> str:
     for path in sorted(library.rglob("*.py")):
         digest.update(path.relative_to(library).as_posix().encode())
         digest.update(path.read_bytes())
-    return f"{version('whypref')}+{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:16]
 
 
 def array_digest(*arrays: np.ndarray) -> str:
