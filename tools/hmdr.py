@@ -91,8 +91,7 @@ class _Chunk:
             # Domain by domain, both sums in one pass over the rows (a product against a column per
             # domain would cost as many passes as there are domains).
             residuals = np.vstack((shared, domain))
-            result = np.empty((1 + self.segment_domain.size, values.shape[1]))
-            result[0] = 0.0
+            result = np.zeros((1 + self.segment_domain.size, values.shape[1]))
             for k, rows in enumerate(self.segments):
                 both = residuals[:, rows] @ values[rows]
                 result[0] += both[0]

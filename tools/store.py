@@ -141,7 +141,7 @@ _TABLES: dict[str, dict[str, Any]] = {
         "pk": ("run_id", "iteration", "concept_id"),
     },
     # Analyses that take seconds (bootstrap intervals, paired differences), kept as JSON by a key that
-    # names all their inputs and the code (tools/code_version.py): a repeated one is read, not redone.
+    # names all their inputs and the code (tools/result_cache.py): a repeated one is read, not redone.
     "results": {
         "columns": {"key": str, "kind": str, "value": str, "created_at": str},
         "pk": "key",

@@ -120,8 +120,10 @@ def fit_mechanism(
     # the choices; the code), so the store answers a repeated fit.
     model_id = content_key([mechanism, model, annotator, source, grouped, code_version(), full.digest()])[:16]
     record = store.model(model_id)
-    from_store = record is not None and record.metrics.cv is not None  # (older records lack the CV row)
-    if record is None or record.metrics.cv is None:
+    if record is not None and record.metrics.cv is None:  # stored by an older whypref: fitted again
+        record = None
+    from_store = record is not None
+    if record is None:
         record = _fit_record(model_id, mechanism, model, design, annotator, source, grouped, notes)
     if evaluate and record.metrics.evaluation is None and record.metrics.evaluation_note is None:
         metrics = record.metrics.model_copy()
