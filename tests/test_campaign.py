@@ -271,14 +271,14 @@ def test_a_busy_store_is_a_clear_message_and_measuring_does_not_hold_it(store, t
     pairs = list(store.pairs())
     other = ConceptStore(store.path, busy_timeout=0.2)
     writable_while_measuring = []
-    real = tools.measured.measure_pairs
+    real = tools.measured.measure_rows
 
     def measuring(chunk):
         other.put_values([])  # another command writes while values are computed: no wait, no error
         writable_while_measuring.append(len(chunk))
         return real(chunk)
 
-    monkeypatch.setattr(tools.measured, "measure_pairs", measuring)
+    monkeypatch.setattr(tools.measured, "measure_rows", measuring)
     Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
     assert writable_while_measuring == [5]
     before = other.content_digest()

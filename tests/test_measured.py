@@ -120,9 +120,9 @@ def test_pairs_are_measured_once_per_library_version(store, monkeypatch):
 
     def counting(chunk):
         measured.append(len(chunk))
-        return measure_pairs(chunk)
+        return tools.measured.measured_rows(chunk, *tools.measured.measurements(tools.measured.texts_of(chunk)))
 
-    monkeypatch.setattr(tools.measured, "measure_pairs", counting)
+    monkeypatch.setattr(tools.measured, "measure_rows", counting)
     annotate = Annotation(store, None, AnnotationConfig(llm_concepts=False))
     annotate.run(pairs[:2])
     annotate.run(pairs)  # only the two new pairs
@@ -155,6 +155,9 @@ def test_sentiment_equals_vader_on_real_and_tricky_texts(raw):
         "at least it works; least good",
         "The food was the bomb, yeah right, not bad ;)",
         "no or nor happy",
+        "  I love it 😀 but the ending 😢 was bad  ",  # emoji: VADER's own pass
+        "kind of",
+        "\tGreat!!! Really GOOD??  ",
     ]
     plain, fast = SentimentIntensityAnalyzer(), _sentiment()
     for text in texts:
@@ -175,7 +178,7 @@ def test_worker_processes_store_the_same_values(store, raw, monkeypatch):
     def not_here(chunk):
         raise AssertionError("measured in this process")
 
-    monkeypatch.setattr(tools.measured, "measure_pairs", not_here)
+    monkeypatch.setattr(tools.measured, "measure_rows", not_here)
     monkeypatch.setattr(tools.measured, "PARALLEL_FROM", 5)
     monkeypatch.setattr(tools.annotation, "MEASURE_CHUNK", 10)  # chunks of 10, 10 and 5 pairs
     Annotation(store, None, AnnotationConfig(llm_concepts=False)).run(pairs)
@@ -198,3 +201,54 @@ def test_measuring_reports_progress_a_chunk_at_a_time(store, monkeypatch):
     )
     assert result.pairs == 4
     assert seen == [("measure", 0, 4), ("measure", 2, 4), ("measure", 4, 4)]
+
+
+def test_languages_are_py3langids_own_scores_and_decisions(raw):
+    """Walking many texts at once visits what py3langid's byte-by-byte walk visits: every score is its
+    score to the bit, every decision its decision (short, blank, upper-case, CJK, emoji and long texts)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from tools.importers import read_file
+    from tools.language import LANGUAGES, SAMPLE, identifier, languages
+
+    items = read_file(raw / "llmeval2" / "LLMEval2_benchmark.jsonl", "llmeval2").items[:150]  # Chinese, English
+    items += read_file(raw / "autoj", "autoj").items[:100]
+    texts = [t for item in items for t in (item.pair.query_text, item.pair.response_a, item.pair.response_b)]
+    texts += ["", "   ", "a", "HOW DO I BOIL AN EGG?", "Wie koche ich ein Ei?", "卵の茹で方 🥚", "é" * 3000, "x\n" * 5]
+    plain = LanguageIdentifier.from_model_file(MODEL_FILE)
+    plain.set_languages(LANGUAGES.split())
+    samples = [t[:SAMPLE] for t in texts if t[:SAMPLE].strip()]
+    expected = [plain.classify(t[:SAMPLE])[0] if t[:SAMPLE].strip() else "" for t in texts]
+    assert languages(texts) == expected
+    assert {"en", "zh", "de"} <= set(expected)
+    fast = identifier()
+    walked = fast.visits([fast._encode(s) for s in samples])
+    fast._walked = {fast._encode(s): w for s, w in zip(samples, walked, strict=True)}
+    try:
+        for sample in samples:
+            assert np.array_equal(fast._decide(sample), plain._decide(sample)), sample[:80]
+    finally:
+        fast._walked = {}
+
+
+def test_value_rows_hold_what_the_store_writes_and_refuse_non_finite_measurements(monkeypatch):
+    import json
+
+    import tools.measured
+    from tools.store import _dumps
+
+    pairs = [Pair(query="How?", response_a="Like **this**: 3 kg.", response_b="No.", domain="d", source="s")]
+    rows = tools.measured.measure_rows(pairs)
+    assert len(rows) == len(MEASURES)
+    for _, _, annotator, value, detail in rows:
+        assert annotator == MEASURED_ANNOTATOR and -1 <= value <= 1
+        assert detail == _dumps(json.loads(detail)) and set(json.loads(detail)) == {"a", "b"}
+
+    def broken(texts):
+        a, b = np.zeros((len(texts), len(MEASURES))), np.zeros((len(texts), len(MEASURES)))
+        a[0, 1] = np.nan
+        return a, b
+
+    monkeypatch.setattr(tools.measured, "measurements", broken)
+    with pytest.raises(ValueError, match=MEASURES[1].name):
+        tools.measured.measure_rows(pairs)

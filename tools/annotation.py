@@ -203,9 +203,9 @@ class Annotation:
         )
         seen = written = 0
         self.progress(MEASURE_STAGE, 0, total)
-        for chunk, values in measured_chunks(chunks):
-            values += pattern_values([p for p in chunk if p.id not in mined_done], mined)
-            written += self.store.put_values(values)
+        for chunk, rows in measured_chunks(chunks):
+            written += self.store.put_value_rows(rows)
+            written += self.store.put_values(pattern_values([p for p in chunk if p.id not in mined_done], mined))
             seen += len(chunk)
             self.progress(MEASURE_STAGE, seen, None if total is None else max(total, seen))
         return seen, written

@@ -20,6 +20,7 @@ request, refusal phrases apart from apologies, calling itself an AI, lexical div
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import statistics
@@ -39,11 +40,15 @@ import numpy as np
 import pyphen
 
 from tools.concepts import Concept, ConceptKind, ConceptValue
+from tools.language import languages
 from tools.pairs import Pair
+from tools.store import ValueRow
 
 MEASURED_ANNOTATOR = "measured"
-# The code that measures: values stored by another version of this file are measured again.
-LIBRARY_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+# The code that measures: values stored by another version of it are measured again.
+LIBRARY_VERSION = hashlib.sha256(
+    Path(__file__).read_bytes() + Path(__file__).with_name("language.py").read_bytes()
+).hexdigest()[:12]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: one character, one word
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’][^\W\d_{_CJK}]+)*|\d+(?:[.,]\d+)*")
@@ -94,10 +99,6 @@ _STOP = frozenset(
     "where do does did can could would should will shall not no yes so than then there here about into "
     "over under up down out ".split()
 )
-# Languages py3langid chooses among: broad, but without the rare ones it confuses short English with.
-_LANGUAGES = (
-    "en zh ja ko fr de es it pt nl ru uk pl cs sv da no fi tr ar he fa hi bn ur id vi th el hu ro bg sr hr ca"
-).split()
 
 
 @cache
@@ -106,23 +107,38 @@ def _hyphenator() -> pyphen.Pyphen:
 
 
 @cache
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    identifier.set_languages(_LANGUAGES)
-    return identifier
-
-
-@cache
 def _sentiment():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
 
     class WindowedAnalyzer(SentimentIntensityAnalyzer):
-        """VADER with the same scores in linear time. Its checks around word ``i`` read words ``i-3`` to
-        ``i+2`` only, yet lowercase the whole text for every word (quadratic: half of all measuring time
-        on long responses). They are handed those six words instead, ``i`` moved to match; each read is
-        guarded by ``i > k`` (k < 3) or by the list's end, which the window keeps."""
+        """VADER with the same scores in linear time and without its per-character Python loops.
+
+        Its checks around word ``i`` read words ``i-3`` to ``i+2`` only, yet lowercase the whole text for
+        every word (quadratic: half of all measuring time on long responses). They are handed those six
+        words instead, ``i`` moved to match; each read is guarded by ``i > k`` (k < 3) or by the list's
+        end, which the window keeps. Its emoji pass copies the text character by character; a text with no
+        emoji it knows comes out of it unchanged, so such a text skips it, and words that are neither in
+        the lexicon nor boosters score 0 without the valence checks (which return 0 for them)."""
+
+        emoji_characters = frozenset(k for k in SentimentIntensityAnalyzer().emojis if len(k) == 1)
+
+        def polarity_scores(self, text):
+            if not self.emoji_characters.isdisjoint(text):
+                return super().polarity_scores(text)
+            sentitext = SentiText(text.strip())
+            words = sentitext.words_and_emoticons
+            sentiments: list[float] = []
+            for i, item in enumerate(words):
+                lower = item.lower()
+                if (
+                    lower in BOOSTER_DICT
+                    or lower not in self.lexicon
+                    or (lower == "kind" and i < len(words) - 1 and words[i + 1].lower() == "of")
+                ):
+                    sentiments.append(0)
+                else:
+                    self.sentiment_valence(0, sentitext, item, i, sentiments)
+            return self.score_valence(self._but_check(words, sentiments), sentitext.text)
 
         def sentiment_valence(self, valence, sentitext, item, i, sentiments):
             start = max(0, i - 3)
@@ -144,8 +160,10 @@ def _stemmer():
 class Profile:
     """What the measures read from one text, computed once (a response is often in several pairs)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, language: str | None = None) -> None:
         self.text = text
+        if language is not None:  # identified with others (:func:`tools.language.languages`)
+            self.language = language
 
     @cached_property
     def words(self) -> list[str]:
@@ -156,9 +174,14 @@ class Profile:
         return len(self.words)
 
     @cached_property
+    def segments(self) -> list[str]:
+        """Its sentences and lines."""
+        return _SENTENCE_END.split(self.text)
+
+    @cached_property
     def sentences(self) -> list[int]:
         """Words per sentence (or line), for the non-empty ones."""
-        counts = [len(_WORD.findall(s)) for s in _SENTENCE_END.split(self.text)]
+        counts = [len(_WORD.findall(s)) for s in self.segments]
         return [c for c in counts if c]
 
     @cached_property
@@ -171,15 +194,20 @@ class Profile:
         return frozenset(_runs(self.lower_words))
 
     @cached_property
+    def run_starts(self) -> frozenset[str]:
+        """The first words of its :attr:`word_runs`."""
+        words = self.lower_words
+        return frozenset(words[: len(words) - RUN + 1]) if len(words) >= RUN else frozenset()
+
+    @cached_property
     def units(self) -> list[str]:
         """Its sentences and lines, lowercased, without list markers and spacing (the non-trivial ones)."""
-        units = (_LIST_MARKER.sub("", u).strip().lower() for u in _SENTENCE_END.split(self.text))
+        units = (_LIST_MARKER.sub("", u).strip().lower() for u in self.segments)
         return [" ".join(u.split()) for u in units if len(u) > 3]
 
     @cached_property
     def language(self) -> str:
-        sample = self.text[:2000]
-        return _identifier().classify(sample)[0] if sample.strip() else ""
+        return languages([self.text])[0]
 
     @property
     def english(self) -> bool:
@@ -187,7 +215,7 @@ class Profile:
 
     @cached_property
     def stems(self) -> frozenset[str]:
-        return frozenset(_stemmer().stemWords([w.lower() for w in self.words if w.lower() not in _STOP]))
+        return frozenset(_stemmer().stemWords([w for w in self.lower_words if w not in _STOP]))
 
     def rate(self, pattern: re.Pattern[str]) -> float:
         """Matches per 100 words (0 for an empty text)."""
@@ -221,8 +249,13 @@ def _runs(words: Sequence[str]) -> list[tuple[str, ...]]:
 
 def _copied_request(response: Profile, query: Profile) -> float:
     """Share of the response's runs of five words that occur word for word in the request."""
-    runs = _runs(response.lower_words)
-    return sum(run in query.word_runs for run in runs) / len(runs) if runs else 0.0
+    words, starts = response.lower_words, query.run_starts
+    # Only a run starting with a word that starts one of the request's is looked up (no tuple per word,
+    # and the request's runs are built only if one is).
+    copied = sum(
+        1 for i in range(len(words) - RUN + 1) if words[i] in starts and tuple(words[i : i + RUN]) in query.word_runs
+    )
+    return copied / (len(words) - RUN + 1) if len(words) >= RUN else 0.0
 
 
 def _repeated_sentences(profile: Profile) -> float:
@@ -487,12 +520,9 @@ def measurements(texts: Sequence[tuple[str, str, str]]) -> tuple[np.ndarray, np.
     """Every measure on response A and on response B of each (query, A, B): two (pairs x measures)
     arrays. Each distinct text is profiled once; plain strings in and arrays out, so worker processes
     can run it cheaply."""
-    profiles: dict[str, Profile] = {}
-
-    def profile(text: str) -> Profile:
-        if text not in profiles:
-            profiles[text] = Profile(text)
-        return profiles[text]
+    distinct = list(dict.fromkeys(text for triple in texts for text in triple))
+    profiles = {text: Profile(text, language) for text, language in zip(distinct, languages(distinct), strict=True)}
+    profile = profiles.__getitem__
 
     measured: dict[tuple[str, str], list[float]] = {}
 
@@ -514,28 +544,37 @@ def texts_of(pairs: Sequence[Pair]) -> list[tuple[str, str, str]]:
     return [(p.query_text, p.response_a, p.response_b) for p in pairs]
 
 
-def measured_values(pairs: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> list[ConceptValue]:
-    """The pairs' values from their responses' measurements (as :func:`measurements` returns them)."""
+def measured_rows(pairs: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> list[ValueRow]:
+    """The pairs' values as store rows, from their responses' measurements (as :func:`measurements`
+    returns them); the detail holds both measurements."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        bad = sorted({MEASURES[j].name for j in np.nonzero(~np.isfinite(a) | ~np.isfinite(b))[1]})
+        raise ValueError(f"measured concept(s) {', '.join(bad)} gave a non-finite measurement")
     concept_ids = [c.id for c in measured_concepts()]
     rows = zip(pairs, pair_values(a, b).tolist(), a.tolist(), b.tolist(), strict=True)
+    # The detail as the store's JSON writes it (finite floats print as their repr), without a dump per value.
     return [
-        ConceptValue(
-            pair_id=pair.id, concept_id=concept_id, annotator=MEASURED_ANNOTATOR, value=value, detail={"a": xa, "b": xb}
-        )
-        for pair, values, ma, mb in rows
+        (pair_id, concept_id, MEASURED_ANNOTATOR, value, f'{{"a": {xa!r}, "b": {xb!r}}}')
+        for pair_id, values, ma, mb in ((p.id, v, ma, mb) for p, v, ma, mb in rows)
         for concept_id, value, xa, xb in zip(concept_ids, values, ma, mb, strict=True)
     ]
 
 
+def measure_rows(pairs: Sequence[Pair]) -> list[ValueRow]:
+    """Every measured concept's value on every pair, as store rows, measured in this process."""
+    return measured_rows(pairs, *measurements(texts_of(pairs)))
+
+
 def measure_pairs(pairs: Sequence[Pair]) -> list[ConceptValue]:
     """Every measured concept's value on every pair."""
-    return measured_values(pairs, *measurements(texts_of(pairs)))
+    rows = measure_rows(pairs)
+    return [ConceptValue(pair_id=p, concept_id=c, annotator=a, value=v, detail=json.loads(d)) for p, c, a, v, d in rows]
 
 
 def measured_chunks(
     chunks: Iterable[tuple[list[Pair], list[Pair]]],
-) -> Iterator[tuple[list[Pair], list[ConceptValue]]]:
-    """(chunk, values of its pairs to measure) for each (chunk, pairs to measure), in order. Small
+) -> Iterator[tuple[list[Pair], list[ValueRow]]]:
+    """(chunk, value rows of its pairs to measure) for each (chunk, pairs to measure), in order. Small
     chunks are measured here; large ones are split over one worker process per core, and the next chunk
     is measured while the caller writes this one, so at most two chunks are held at a time."""
     # Forked workers (Linux): they start in milliseconds and never re-run the caller's script, which
@@ -544,11 +583,11 @@ def measured_chunks(
     workers = len(os.sched_getaffinity(0)) if sys.platform == "linux" else 1
     pending: deque[tuple[list[Pair], list[Pair], list[Future[tuple[np.ndarray, np.ndarray]]]]] = deque()
 
-    def collect() -> tuple[list[Pair], list[ConceptValue]]:
+    def collect() -> tuple[list[Pair], list[ValueRow]]:
         chunk, todo, parts = pending.popleft()
         results = [part.result() for part in parts]
         a, b = np.vstack([r[0] for r in results]), np.vstack([r[1] for r in results])
-        return chunk, measured_values(todo, a, b)
+        return chunk, measured_rows(todo, a, b)
 
     with ExitStack() as stack:
         pool: ProcessPoolExecutor | None = None
@@ -556,7 +595,7 @@ def measured_chunks(
             if workers == 1 or len(todo) < PARALLEL_FROM:
                 while pending:
                     yield collect()
-                yield chunk, measure_pairs(todo) if todo else []
+                yield chunk, measure_rows(todo) if todo else []
                 continue
             if pool is None:
                 pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("fork")))
