@@ -107,6 +107,9 @@ def test_concepts_values_and_matrix(store):
     store.put_values([ConceptValue(pair_id=pair_ids[1], concept_id="use-of-examples", annotator="human", value=-1)])
     with pytest.raises(StoreError, match="'use-of-examples' has values from human, llm: choose one with --annotator"):
         store.concept_matrix(pair_ids, ids)
+    # Only the pairs asked count: without the human's pair, each concept has one annotator again.
+    np.testing.assert_array_equal(store.concept_matrix(pair_ids[2::-2], ids), [[0, -1], [1, 0]])
+    np.testing.assert_array_equal(store.concept_matrix(pair_ids[1:], ids), [[-1, 0], [0, -1]])  # the human's only
     np.testing.assert_array_equal(store.concept_matrix(pair_ids, ids, "human"), [[0, 0], [-1, 0], [0, 0]])
     store.db.execute("delete from concept_values where annotator = 'human'")
     assert len(store.missing_values(pair_ids, ids, "llm")) == 4

@@ -6,11 +6,13 @@ that reads vectors from the store can be tried before any LLM annotation exists.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel
 
 from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
@@ -18,7 +20,7 @@ from tools.grouping import pair_groups
 from tools.model_selection import MIN_DOMAIN_PAIRS, EvaluationData
 from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Verdict, turns
 from tools.planted import PlantedData
-from tools.result_cache import array_digest
+from tools.result_cache import array_digest, stored_result
 from tools.store import ConceptStore, content_key
 
 _Y = {Verdict.A.value: 1, Verdict.B.value: -1, Verdict.TIE.value: 0}
@@ -181,17 +183,39 @@ def load_design(
     domains = np.array([r["domain"] for r in rows])
     shared, masks = scope_masks(concepts, sorted(set(domains)))
     y = np.array([_Y[r["verdict"]] for r in rows], dtype=np.int64)
-    lengths: list[tuple[int, int]] = []
+    layout = pair_layout(store, pair_ids)
+    groups = np.asarray(layout.groups, dtype=np.intp)
+    return Design(X, y, domains, pair_ids, concepts, shared, masks, groups, layout.length_array())
 
-    def texts() -> Iterator[tuple[str, str, str]]:  # streamed: a large set's texts never sit in memory
-        for query, a, b in store.pair_texts(pair_ids):
-            lengths.append((len(a), len(b)))
-            yield query, a, b
 
-    groups = pair_groups(texts())
-    return Design(
-        X, y, domains, pair_ids, concepts, shared, masks, groups, np.array(lengths, dtype=np.float64).reshape(-1, 2)
-    )
+class PairLayout(BaseModel):
+    """What a design needs from its pairs' texts: query groups and response lengths (characters of A, B)."""
+
+    groups: list[int]
+    lengths: list[tuple[int, int]]
+
+    def length_array(self) -> NDArray[np.float64]:
+        return np.array(self.lengths, dtype=np.float64).reshape(-1, 2)
+
+
+def pair_layout(store: ConceptStore, pair_ids: Sequence[str]) -> PairLayout:
+    """:class:`PairLayout` of these pairs, in this order. Reading and normalising every text is most of
+    loading a large design, and a pair's id is a digest of its texts: the layout of the same ids is kept
+    in the store and read back (by ``explain`` after ``fit``, or a second fit)."""
+
+    def compute() -> PairLayout:
+        lengths: list[tuple[int, int]] = []
+
+        def texts() -> Iterator[tuple[str, str, str]]:  # streamed: a large set's texts never sit in memory
+            for query, a, b in store.pair_texts(pair_ids):
+                lengths.append((len(a), len(b)))
+                yield query, a, b
+
+        groups = pair_groups(texts())
+        return PairLayout(groups=groups.tolist(), lengths=lengths)
+
+    ids_digest = hashlib.sha256("\n".join(pair_ids).encode()).hexdigest()
+    return stored_result(store, "pair layout", [ids_digest], PairLayout, compute)
 
 
 PLANTED_ANNOTATOR = "planted"

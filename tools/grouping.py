@@ -10,7 +10,6 @@ the connected components of the graph linking pairs through the texts they share
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -18,12 +17,11 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-_SPACE = re.compile(r"\s+")
-
 
 def normalise(text: str) -> str:
-    """Case and white space do not make two texts different."""
-    return _SPACE.sub(" ", text).strip().casefold()
+    """Case and white space do not make two texts different (runs of white space become one space;
+    str.split and the regex \\s share Python's one definition of white space)."""
+    return " ".join(text.split()).casefold()
 
 
 def _key(kind: str, text: str) -> bytes | None:

@@ -121,8 +121,11 @@ class Turn(BaseModel):
     content: str
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # one for all (json.dumps makes one per call)
+
+
 def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(payload).encode()).hexdigest()
 
 
 def turns(text: str) -> list[Turn]:
