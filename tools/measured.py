@@ -551,11 +551,11 @@ def measured_rows(pairs: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> list[V
         bad = sorted({MEASURES[j].name for j in np.nonzero(~np.isfinite(a) | ~np.isfinite(b))[1]})
         raise ValueError(f"measured concept(s) {', '.join(bad)} gave a non-finite measurement")
     concept_ids = [c.id for c in measured_concepts()]
-    rows = zip(pairs, pair_values(a, b).tolist(), a.tolist(), b.tolist(), strict=True)
+    rows = zip((p.id for p in pairs), pair_values(a, b).tolist(), a.tolist(), b.tolist(), strict=True)
     # The detail as the store's JSON writes it (finite floats print as their repr), without a dump per value.
     return [
         (pair_id, concept_id, MEASURED_ANNOTATOR, value, f'{{"a": {xa!r}, "b": {xb!r}}}')
-        for pair_id, values, ma, mb in ((p.id, v, ma, mb) for p, v, ma, mb in rows)
+        for pair_id, values, ma, mb in rows
         for concept_id, value, xa, xb in zip(concept_ids, values, ma, mb, strict=True)
     ]
 

@@ -26,7 +26,7 @@ from tools.concepts import Concept, ConceptKind, ConceptScope, ConceptValue
 from tools.errors import StoreError
 from tools.fitted import ModelMetrics, ModelPayload
 from tools.model_names import ModelVariant
-from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict
+from tools.pairs import Label, LabeledPair, Mechanism, MechanismKind, Pair, Turn, Verdict, canonical_json
 from tools.scores import ScoreRow
 
 if TYPE_CHECKING:
@@ -158,14 +158,11 @@ _INDEXES: list[tuple[str, list[str]]] = [
 ]
 
 
-# One encoder for every dump (json.dumps with options builds a new one per call: a third of its time).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 # A stored concept value: (pair id, concept id, annotator, value, detail as JSON), as written in bulk.
 ValueRow = tuple[str, str, str, float, str]
 
 
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+_dumps = canonical_json
 
 
 def _now() -> str:
@@ -698,7 +695,7 @@ class ConceptStore:
             # lookup per concept): a concept valued by two annotators shows in the pass that reads the
             # values (a second pass over the join, to group annotators by concept, took a third of the time).
             first = "select annotator from concept_values where concept_id = ? limit 1"
-            found = [next(iter(self.db.execute(first, [c]).fetchall()), (None,))[0] for c in concept_ids]
+            found = [(self.db.execute(first, [c]).fetchone() or (None,))[0] for c in concept_ids]
             args["found"] = json.dumps(found)
             concepts_first = (
                 "with c(j, concept_id, annotator) as materialized (select k.key, k.value, a.value "
