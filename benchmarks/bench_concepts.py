@@ -14,7 +14,13 @@ training), with 95% intervals and the paired difference with "the longer respons
   script), its C chosen by CV grouped by query inside each training fold;
 - ``hmdr-14``: HMDR on the 14 measured concepts of the code before issue #13 (with ``--old``);
 - ``hmdr``: HMDR on today's measured library (tools/measured.py);
-- ``hmdr+mined``: HMDR on the library plus the phrases tools/mining.py mines inside each training fold.
+- ``hmdr+mined``: HMDR on the library plus the phrases tools/mining.py mines inside each training fold;
+- ``boosted`` (with ``--ceiling``, in-domain): gradient-boosted trees on both responses' raw
+  measurements, a flexible black box on the same information as ``hmdr``: what any model of these
+  measurements can reach (non-linear effects and interactions included), not an explanation.
+
+``--repeats N`` averages each pair's in-domain score over N splits into folds (steadier figures; the
+intervals stay over held-out pairs).
 
 Also: the signal of every measured concept on every set (the share of pairs where the response with
 more of it was preferred, with its interval), and the cost of measuring and mining per 1,000 pairs.
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 
@@ -45,7 +53,7 @@ from tools.annotation import Annotation, AnnotationConfig
 from tools.design import Design, load_design
 from tools.errors import WhyprefError
 from tools.importers import ImportOptions, import_file
-from tools.measured import _WORD, measure_pairs, measured_concepts
+from tools.measured import _WORD, measure_pairs, measured_concepts, measurements, texts_of
 from tools.mining import mine_patterns, phrases
 from tools.model_selection import (
     CustomModel,
@@ -75,6 +83,7 @@ OLD_14 = (
     "length list-formatting headings code-blocks links numbers emphasis paragraphs hedging refusal-or-apology "
     "questions-to-user repetition query-overlap readability"
 ).split()
+BOOSTING_ROUNDS = (25, 50, 100, 200, 400)  # chosen by CV grouped by query inside each training fold
 SKIP = {"human-annotator1", "human-annotator2", "human-annotator3"}  # PandaLM's majority is "human"
 
 
@@ -105,7 +114,10 @@ def old_values(name: str, commit: str) -> dict[tuple[str, str], float]:
             # The backup API, not a file copy: the open store's latest writes may still be in its WAL.
             with sqlite3.connect(OUT / f"concepts-{name}.db") as live, sqlite3.connect(copy) as target:
                 live.backup(target)
-            code = "from cli import main; main()"
+            # That commit's own entry point (the CLI has moved between modules).
+            project = tomllib.loads((tree / "pyproject.toml").read_text(encoding="utf-8"))
+            module, function = project["project"]["scripts"]["whypref"].split(":")
+            code = f"from {module} import {function}; {function}()"
             command = [sys.executable, "-c", code, "annotate", "--measured-only", "--db", str(copy)]
             done = subprocess.run(
                 command, env={"PYTHONPATH": str(tree), "PATH": ""}, cwd=tree, capture_output=True, text=True
@@ -158,6 +170,50 @@ def matrix_model(name: str, X: NDArray[np.float64]) -> CustomModel:
         return model.margins(X[test], data.domains[test])
 
     return CustomModel(name, margins)
+
+
+def boosted_model(a: NDArray[np.float64], b: NDArray[np.float64]) -> CustomModel:
+    """Gradient-boosted trees on both responses' measurements (signed log1p) and their differences.
+
+    Symmetric like HMDR: trained on both orders of every pair, its margin is half the difference of
+    the two orders' scores, so swapping A and B negates it. Its number of rounds is chosen by log loss
+    in a CV grouped by query inside the training rows.
+    """
+    a, b = np.sign(a) * np.log1p(np.abs(a)), np.sign(b) * np.log1p(np.abs(b))
+
+    def features(rows: NDArray[np.intp], swap: bool) -> NDArray[np.float64]:
+        first, second = (b, a) if swap else (a, b)
+        return np.hstack([first[rows], second[rows], first[rows] - second[rows]])
+
+    def path(data: EvaluationData, train: NDArray[np.intp], test: NDArray[np.intp], seed: int) -> NDArray:
+        """Margins of ``test`` after each number of rounds in BOOSTING_ROUNDS, fitted on ``train``."""
+        model = HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=BOOSTING_ROUNDS[-1],
+            max_leaf_nodes=15,
+            min_samples_leaf=20,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=seed,
+        )
+        model.fit(np.vstack([features(train, False), features(train, True)]), np.r_[data.y[train], -data.y[train]])
+        orders = zip(
+            model.staged_decision_function(features(test, False)),
+            model.staged_decision_function(features(test, True)),
+            strict=True,
+        )
+        stages = np.array([(ab - ba) / 2 for ab, ba in orders])
+        return stages[np.array(BOOSTING_ROUNDS) - 1]
+
+    def margins(data: EvaluationData, train: NDArray[np.intp], test: NDArray[np.intp], seed: int) -> NDArray:
+        assert data.groups is not None
+        losses = np.zeros(len(BOOSTING_ROUNDS))
+        for inner, held in cv_folds(data.domains[train], data.y[train], data.groups[train], 5, seed):
+            stages = path(data, train[inner], train[held], seed)
+            losses += np.logaddexp(0.0, -data.y[train[held]] * stages).sum(axis=1)
+        return path(data, train, test, seed)[int(np.argmin(losses))]
+
+    return CustomModel("boosted", margins)
 
 
 def mined_model(texts: list[tuple[str, str]], design: Design) -> CustomModel:
@@ -223,12 +279,16 @@ def run_set(name: str, args: argparse.Namespace, console: Console) -> dict[str, 
         if old is not None:
             X_old = np.array([[old.get((p, c), 0.0) for c in OLD_14] for p in design.pair_ids])
             models.insert(1, matrix_model("hmdr-14", X_old))
+        ceiling = []
+        if args.ceiling:
+            pairs = {p.id: p for p in store.pairs()}
+            ceiling = [boosted_model(*measurements(texts_of([pairs[i] for i in design.pair_ids])))]
         entry: dict[str, Any] = {"signals": signals(design), "mining_seconds_per_1000": mining_cost}
         for protocol in ("in-domain", "ood") if args.ood else ("in-domain",):
             try:
                 data = design.evaluation_data()
                 evaluation = (
-                    evaluate_in_domain(models, data)
+                    evaluate_in_domain(models + ceiling, data, repeats=args.repeats)
                     if protocol == "in-domain"
                     else evaluate_out_of_domain(models, data)
                 )
@@ -270,6 +330,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
     parser.add_argument("--old", metavar="COMMIT", help="Also HMDR on the 14 measured concepts of this commit.")
     parser.add_argument("--no-ood", dest="ood", action="store_false")
+    parser.add_argument("--ceiling", action="store_true", help="Also boosted trees on the measurements (in-domain).")
+    parser.add_argument("--repeats", type=int, default=1, help="In-domain splits into folds per pair (default 1).")
     args = parser.parse_args()
     console = Console(width=150)
     OUT.mkdir(exist_ok=True)
