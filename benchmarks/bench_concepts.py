@@ -53,11 +53,12 @@ from tools.annotation import Annotation, AnnotationConfig
 from tools.design import Design, load_design
 from tools.errors import WhyprefError
 from tools.importers import ImportOptions, import_file
-from tools.measured import _WORD, measure_pairs, measured_concepts, measurements, texts_of
+from tools.measured import _WORD, measure_pairs, measured_concepts
 from tools.mining import mine_patterns, phrases
 from tools.model_selection import (
     CustomModel,
     EvaluationData,
+    _log_loss,
     cv_folds,
     evaluate_in_domain,
     evaluate_out_of_domain,
@@ -172,6 +173,17 @@ def matrix_model(name: str, X: NDArray[np.float64]) -> CustomModel:
     return CustomModel(name, margins)
 
 
+def measured_sides(store: ConceptStore, concept_ids: list[str]) -> tuple[NDArray[np.str_], NDArray[np.float64]]:
+    """The stored measurements of both responses: sorted pair ids and an array (2, pairs, concepts)."""
+    details = list(store.value_details(concept_ids))
+    pair_ids = np.unique([pair_id for pair_id, _, _ in details])
+    sides = np.zeros((2, pair_ids.size, len(concept_ids)))
+    for pair_id, concept_id, detail in details:
+        row, column = np.searchsorted(pair_ids, pair_id), concept_ids.index(concept_id)
+        sides[:, row, column] = detail["a"], detail["b"]
+    return pair_ids, sides
+
+
 def boosted_model(a: NDArray[np.float64], b: NDArray[np.float64]) -> CustomModel:
     """Gradient-boosted trees on both responses' measurements (signed log1p) and their differences.
 
@@ -210,7 +222,7 @@ def boosted_model(a: NDArray[np.float64], b: NDArray[np.float64]) -> CustomModel
         losses = np.zeros(len(BOOSTING_ROUNDS))
         for inner, held in cv_folds(data.domains[train], data.y[train], data.groups[train], 5, seed):
             stages = path(data, train[inner], train[held], seed)
-            losses += np.logaddexp(0.0, -data.y[train[held]] * stages).sum(axis=1)
+            losses += _log_loss(data.y[train[held]], stages).sum(axis=1)
         return path(data, train, test, seed)[int(np.argmin(losses))]
 
     return CustomModel("boosted", margins)
@@ -263,6 +275,7 @@ def run_set(name: str, args: argparse.Namespace, console: Console) -> dict[str, 
     old = old_values(name, args.old) if args.old else None
     results: dict[str, Any] = {"measure_seconds_per_1000": measure_cost, "mechanisms": {}}
     ids = [c.id for c in measured_concepts()]
+    sides = measured_sides(store, ids) if args.ceiling else None
     for mechanism in sorted({r["mechanism"] for r in store.label_rows()} - SKIP):
         design = load_design(store, mechanism, concept_ids=ids)
         texts = [(a, b) for _, a, b in store.pair_texts(design.pair_ids)]
@@ -280,9 +293,9 @@ def run_set(name: str, args: argparse.Namespace, console: Console) -> dict[str, 
             X_old = np.array([[old.get((p, c), 0.0) for c in OLD_14] for p in design.pair_ids])
             models.insert(1, matrix_model("hmdr-14", X_old))
         ceiling = []
-        if args.ceiling:
-            pairs = {p.id: p for p in store.pairs()}
-            ceiling = [boosted_model(*measurements(texts_of([pairs[i] for i in design.pair_ids])))]
+        if sides is not None:
+            stored_ids, measured = sides
+            ceiling = [boosted_model(*measured[:, np.searchsorted(stored_ids, design.pair_ids)])]
         entry: dict[str, Any] = {"signals": signals(design), "mining_seconds_per_1000": mining_cost}
         for protocol in ("in-domain", "ood") if args.ood else ("in-domain",):
             try:
